@@ -1,0 +1,183 @@
+"""Signals by identity (PID + start time), so a recycled PID is never hit, and tree sampling.
+
+Linux reads ``/proc/PID/stat`` field 22 (start ticks); elsewhere psutil's create time stands in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psutil
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Start time of PID in clock ticks since boot (Linux), or psutil's create time in µs."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        # comm may contain spaces and parens: split after the last ')'.
+        fields = data[data.rindex(b")") + 2 :].split()
+        return int(fields[19])  # field 22 overall; 3 is fields[0]
+    try:
+        return int(psutil.Process(pid).create_time() * 1_000_000)
+    except psutil.Error:
+        return None
+
+
+@dataclass(frozen=True)
+class ProcIdentity:
+    """A process named by PID and start time; every action re-checks both."""
+
+    pid: int
+    start: int
+
+    @classmethod
+    def of(cls, pid: int) -> ProcIdentity:
+        """Identity of the live process PID; ProcessLookupError if there is none."""
+        start = _start_ticks(pid)
+        if start is None:
+            raise ProcessLookupError(pid)
+        return cls(pid, start)
+
+    def alive(self) -> bool:
+        """True while the same process (not a zombie, not a PID successor) exists."""
+        if _start_ticks(self.pid) != self.start:
+            return False
+        try:
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def state(self) -> str | None:
+        """The kernel's one-letter state (R, S, T, Z, ...) or None when gone or recycled."""
+        if _start_ticks(self.pid) != self.start:
+            return None
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                data = f.read()
+            return data[data.rindex(b")") + 2 :].split()[0].decode()
+        except (OSError, ValueError):
+            return None
+
+    def signal(self, sig: int) -> bool:
+        """Send SIG only if this exact process still exists; False if it is gone or recycled.
+
+        A pidfd would close the check-then-kill window entirely; the window here is microseconds
+        and PIDs are not reused that fast in tests.
+        """
+        if _start_ticks(self.pid) != self.start:
+            return False
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def wait_gone(self, timeout: float) -> bool:
+        """Wait (reaping it if it is our child) until the process is gone; True if it went."""
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(self.pid, os.WNOHANG)
+            if not self.alive():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} (start {self.start})"
+
+
+def stop(ident: ProcIdentity) -> bool:
+    """SIGSTOP the process if it is still the same one."""
+    return ident.signal(signal.SIGSTOP)
+
+
+def cont(ident: ProcIdentity) -> bool:
+    """SIGCONT the process if it is still the same one."""
+    return ident.signal(signal.SIGCONT)
+
+
+def kill(ident: ProcIdentity, sig: int = signal.SIGKILL, wait: float | None = 5.0) -> bool:
+    """Send SIG (default SIGKILL) by identity; with ``wait``, also wait until it is gone."""
+    sent = ident.signal(sig)
+    if sent and wait is not None:
+        ident.wait_gone(wait)
+    return sent
+
+
+def wait_stopped(ident: ProcIdentity, timeout: float = 5.0) -> bool:
+    """Wait until the kernel reports the process stopped (state T)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ident.state() in ("T", "t"):
+            return True
+        time.sleep(0.002)
+    return False
+
+
+@contextlib.contextmanager
+def stopped(ident: ProcIdentity, timeout: float = 5.0) -> Iterator[ProcIdentity]:
+    """SIGSTOP a process for the block, SIGCONT it on the way out (even on error)."""
+    if not stop(ident):
+        raise ProcessLookupError(f"{ident} is gone")
+    try:
+        if not wait_stopped(ident, timeout):
+            raise TimeoutError(f"{ident} did not stop within {timeout}s")
+        yield ident
+    finally:
+        cont(ident)
+
+
+def tree(root: int, include_root: bool = True) -> list[ProcIdentity]:
+    """Identities of ROOT and all its live descendants (a snapshot)."""
+    out: list[ProcIdentity] = []
+    try:
+        proc = psutil.Process(root)
+        procs = ([proc] if include_root else []) + proc.children(recursive=True)
+    except psutil.Error:
+        return out
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            ident = ProcIdentity.of(p.pid)
+            if ident.alive():
+                out.append(ident)
+    return out
+
+
+def random_member(root: int, rng: random.Random | None = None, include_root: bool = False) -> ProcIdentity:
+    """A random live member of ROOT's process tree (descendants only unless include_root)."""
+    members = tree(root, include_root=include_root)
+    if not members:
+        raise ProcessLookupError(f"process tree of {root} has no live member to pick")
+    return (rng or random).choice(members)
+
+
+def kill_tree(root: ProcIdentity, sig: int = signal.SIGKILL, timeout: float = 5.0) -> list[ProcIdentity]:
+    """Stop the tree first (so nothing forks away), then SIG every member by identity."""
+    if not root.alive():
+        return []
+    members = [root] + [m for m in tree(root.pid, include_root=False)]
+    for m in members:
+        m.signal(signal.SIGSTOP)
+    members += [m for m in tree(root.pid, include_root=False) if m not in members]
+    for m in members:
+        m.signal(sig)
+        if sig != signal.SIGKILL:
+            m.signal(signal.SIGCONT)
+    for m in members:
+        m.wait_gone(timeout)
+    return members
