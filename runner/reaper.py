@@ -1,0 +1,134 @@
+"""Ends what nobody supervises any more: lost supervisors, tasks past their lifetime, ownerless sessions (P9)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from runner import states
+from runner.clock import mono
+from runner.config import SESSION_PREFIX
+from runner.procid import ProcessIdentity, kill_tree
+from runner.store import Store
+from runner.tmux import Tmux, TmuxError
+
+STARTING_GRACE_S = 120.0  # a `starting` row with no wrapper yet may belong to a start in progress
+LIFETIME_SLACK_S = 5.0  # the wrapper enforces max lifetime; reap steps in only when it clearly did not
+
+
+def ident(pid: int | None, start: int | None) -> ProcessIdentity | None:
+    return ProcessIdentity(pid, start) if pid is not None and start is not None else None
+
+
+def logpipe_ident(task: dict[str, Any]) -> ProcessIdentity | None:
+    try:
+        with open(os.path.join(task["task_dir"], "logpipe.pid")) as f:
+            pid, start = (int(x) for x in f.read().split())
+        return ProcessIdentity(pid, start)
+    except (OSError, ValueError):
+        return None
+
+
+def end_everything(task: dict[str, Any], tmux: Tmux | None, include_wrapper: bool = True) -> None:
+    """Kill the agent tree (by identity and run marker), the log pipe, the wrapper and the session."""
+    roots = [i for i in (ident(task["agent_pid"], task["agent_start"]),) if i]
+    kill_tree(roots, ("DISPATCH_RUN_MARKER", task["run_marker"]), term_timeout=1.0)
+    extra = [logpipe_ident(task)]
+    if include_wrapper:
+        extra.append(ident(task["wrapper_pid"], task["wrapper_start"]))
+    kill_tree([i for i in extra if i], None, term_timeout=0.5)
+    if tmux is not None:
+        try:
+            tmux.kill_session(task["session"])
+        except TmuxError:
+            pass
+
+
+def exit_record(task: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(task["task_dir"], "exit.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def reconcile(store: Store, task: dict[str, Any], tmux: Tmux | None) -> str | None:
+    """If a non-terminal task's supervisor is gone, end its leftovers and record why; return the reason."""
+    if states.is_terminal(task["state"]):
+        return None
+    w = ident(task["wrapper_pid"], task["wrapper_start"])
+    if w is None:
+        if mono() - task["created_mono"] < STARTING_GRACE_S:
+            return None
+    elif w.is_alive():
+        return None
+    fresh = store.get(task["task_id"])  # the wrapper may have finished just now
+    if fresh is None or states.is_terminal(fresh["state"]):
+        return None
+    end_everything(fresh, tmux)
+    rec = exit_record(fresh)
+    if rec is not None:
+        from runner.wrapper import read_result_settled
+
+        kind, value = read_result_settled(os.path.join(fresh["task_dir"], "result.json"))
+        state, reason = states.classify_exit(rec.get("exit_code"), rec.get("signal"), kind)
+        store.transition(
+            fresh["task_id"],
+            state,
+            reason,
+            exit_code=rec.get("exit_code"),
+            signal=rec.get("signal"),
+            result=value if kind == states.VALID else None,
+            detail={"recovered_from": "exit.json"},
+        )
+        return "supervisor_lost_after_exit"
+    store.transition(fresh["task_id"], states.CRASHED, "supervisor_lost")
+    return "supervisor_lost"
+
+
+def reap(store: Store, tmux: Tmux | None) -> list[dict[str, Any]]:
+    """One sweep; returns {task_id, session, reason} for everything ended."""
+    out: list[dict[str, Any]] = []
+    for t in store.non_terminal():
+        reason = reconcile(store, t, tmux)
+        if reason:
+            out.append({"task_id": t["task_id"], "session": t["session"], "reason": reason})
+            continue
+        lt = t.get("max_lifetime") or 0
+        if lt > 0 and mono() - t["created_mono"] > lt + LIFETIME_SLACK_S:
+            fresh = store.get(t["task_id"])
+            if fresh and not states.is_terminal(fresh["state"]):
+                end_everything(fresh, tmux)
+                store.transition(t["task_id"], states.TIMED_OUT, "max_lifetime", detail={"by": "reap"})
+                out.append({"task_id": t["task_id"], "session": t["session"], "reason": "max_lifetime"})
+    if tmux is None:
+        return out
+    try:
+        sessions = tmux.list_sessions()
+    except TmuxError:
+        return out
+    known = {t["session"]: t for t in store.all()}
+    for s in sessions:
+        if not s.name.startswith(SESSION_PREFIX):
+            continue
+        t = known.get(s.name)
+        if t is not None and not states.is_terminal(t["state"]):
+            continue
+        if t is not None:
+            w = ident(t["wrapper_pid"], t["wrapper_start"])
+            if w is not None and w.is_alive():
+                continue  # finishing (flushing its log); it closes the session itself
+            end_everything(t, None)
+        try:
+            if tmux.kill_session(s.name):
+                out.append(
+                    {
+                        "task_id": t["task_id"] if t else None,
+                        "session": s.name,
+                        "reason": "session_of_ended_task" if t else "ownerless_session",
+                    }
+                )
+        except TmuxError:
+            pass
+    return out

@@ -1,0 +1,135 @@
+"""Task states and the pure supervision decision: what to do given what the supervisor observed.
+
+Kept free of I/O so every rule (P5, P6, P12) is unit-testable with plain numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STARTING, RUNNING, STALLED = "starting", "running", "stalled"
+SUCCEEDED, FAILED, CRASHED, HUNG, TIMED_OUT, STOPPED = (
+    "succeeded",
+    "failed",
+    "crashed",
+    "hung",
+    "timed_out",
+    "stopped",
+)
+NON_TERMINAL = frozenset({STARTING, RUNNING, STALLED})
+TERMINAL = frozenset({SUCCEEDED, FAILED, CRASHED, HUNG, TIMED_OUT, STOPPED})
+ALL = NON_TERMINAL | TERMINAL
+
+# result file classification
+ABSENT, VALID, INVALID = "absent", "valid", "invalid"
+
+# decision kinds
+NONE, ENTER, KILL, END = "none", "enter", "kill", "end"
+
+
+def is_terminal(state: str | None) -> bool:
+    return state in TERMINAL
+
+
+def heartbeat_interval(stale_after: float) -> float:
+    """How often staleness is checked: clamp(stale/40, 20 ms, 1 s) keeps detection within 2.5 %."""
+    return min(1.0, max(0.02, stale_after / 40.0))
+
+
+RESULT_POLL_S = 0.1  # how often a running agent's result file is looked at when heartbeats are off
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the supervisor saw in one pass (times are monotonic seconds)."""
+
+    state: str
+    now: float
+    started: float
+    stale_after: float = 0.0
+    grace: float = 30.0
+    max_lifetime: float = 0.0
+    exited: bool = False
+    exit_code: int | None = None
+    signal: int | None = None
+    intent: tuple[str, str] | None = None  # (state, reason) we ended the agent for, if we did
+    result: str = ABSENT
+    result_seen_at: float | None = None
+    stop_requested: bool = False
+    session_lost: bool = False
+    last_beat_change: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """`kind` is none | enter (a non-terminal state) | kill (end the tree, then record) | end (record)."""
+
+    kind: str
+    state: str | None = None
+    reason: str | None = None
+    next_check: float | None = None  # monotonic time of the next pass, None = only on an event
+
+
+def classify_exit(exit_code: int | None, signal: int | None, result: str) -> tuple[str, str]:
+    """The terminal state of an agent that ended on its own (P3: process + result, never log text)."""
+    if signal is not None:
+        return CRASHED, "signaled"
+    if exit_code != 0:
+        return FAILED, "exited"
+    if result == INVALID:
+        return FAILED, "invalid_result"
+    return SUCCEEDED, "exited"
+
+
+def decide(o: Observation) -> Decision:
+    """Order per pass: exited -> result complete -> stop -> lifetime -> heartbeat (P12)."""
+    if is_terminal(o.state):
+        return Decision(NONE)
+    if o.exited:
+        if o.intent is not None:
+            return Decision(END, *o.intent)
+        state, reason = classify_exit(o.exit_code, o.signal, o.result)
+        return Decision(END, state, reason)
+    if o.session_lost:
+        return Decision(KILL, CRASHED, "session_lost")
+    candidates: list[float] = []
+    if o.result == VALID:
+        seen = o.now if o.result_seen_at is None else o.result_seen_at
+        if o.now - seen >= o.grace:
+            return Decision(KILL, SUCCEEDED, "completed_by_result")
+        candidates.append(seen + o.grace)
+    if o.stop_requested:
+        return Decision(KILL, STOPPED, "stop_requested")
+    if o.max_lifetime > 0:
+        end = o.started + o.max_lifetime
+        if o.now >= end:
+            return Decision(KILL, TIMED_OUT, "max_lifetime")
+        candidates.append(end)
+    enter: tuple[str, str] | None = None
+    if o.result == VALID:
+        if o.state == STALLED:
+            enter = (RUNNING, "result_written")
+        elif o.state == STARTING:
+            enter = (RUNNING, "spawned")
+    elif o.stale_after > 0:
+        last = o.started if o.last_beat_change is None else o.last_beat_change
+        age = o.now - last
+        if age >= o.stale_after + o.grace:
+            return Decision(KILL, HUNG, "heartbeat_stale")
+        if age >= o.stale_after:
+            if o.state != STALLED:
+                enter = (STALLED, "heartbeat_stale")
+            candidates.append(last + o.stale_after + o.grace)
+        else:
+            if o.state == STALLED:
+                enter = (RUNNING, "heartbeat_resumed")
+            candidates.append(last + o.stale_after)
+        candidates.append(o.now + heartbeat_interval(o.stale_after))
+    if o.result != VALID:
+        candidates.append(
+            o.now + RESULT_POLL_S if o.stale_after <= 0 else o.now + heartbeat_interval(o.stale_after)
+        )
+    nxt = min(candidates) if candidates else None
+    if enter is not None:
+        return Decision(ENTER, enter[0], enter[1], nxt)
+    return Decision(NONE, next_check=nxt)

@@ -1,0 +1,417 @@
+"""start/stop/status/wait/send/logs orchestration, shared by the CLI (and usable from Python)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import select
+import shlex
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from runner import reaper, states, validate
+from runner.atomicio import copy_private, ensure_dir, write_json
+from runner.clock import Deadline, mono
+from runner.config import SESSION_PREFIX, Config
+from runner.errors import DispatchError
+from runner.store import Store, public
+from runner.tmux import Tmux, TmuxError, TmuxMissing, TmuxTimeout, TmuxTooOld, min_version
+
+HANDSHAKE_TIMEOUT = 30.0
+STOP_TIMEOUT = 8.0
+PKG_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+class Runner:
+    """One CLI invocation's view: config, the caller's environment, and lazily the store and tmux."""
+
+    def __init__(self, cfg: Config, env: Mapping[str, str] | None = None) -> None:
+        self.cfg = cfg
+        self.env = dict(os.environ if env is None else env)
+        self._store: Store | None = None
+        self._tmux: Tmux | None = None
+
+    # -- resources -------------------------------------------------------------------------------
+
+    @property
+    def tmux(self) -> Tmux:
+        if self._tmux is None:
+            tenv = {k: v for k, v in self.env.items() if k not in ("TMUX", "TMUX_PANE")}
+            self._tmux = Tmux.from_config(self.cfg, env=tenv)
+        return self._tmux
+
+    def require_tmux(self) -> str:
+        """P13: refuse a missing or too-old tmux with exit 3 before anything is created."""
+        try:
+            return self.tmux.require()
+        except TmuxMissing as e:
+            raise DispatchError("tmux_missing", str(e)) from None
+        except TmuxTooOld as e:
+            raise DispatchError(
+                "tmux_too_old", f"tmux {e.found} is too old: dispatch needs tmux >= {e.minimum}"
+            ) from None
+        except TmuxError as e:
+            raise DispatchError("tmux_unreachable", f"cannot run tmux -V: {e}") from None
+
+    def store(self, create: bool = False) -> Store:
+        if self._store is None:
+            if create:
+                self._prepare_state_dir()
+            elif not self.cfg.db_path.exists():
+                raise FileNotFoundError(str(self.cfg.db_path))
+            self._store = Store(self.cfg.db_path, create=create)
+        return self._store
+
+    def _prepare_state_dir(self) -> None:
+        sd = self.cfg.state_dir
+        try:
+            ensure_dir(sd)
+            ensure_dir(self.cfg.tasks_dir)
+            probe = sd / f".probe.{os.getpid()}.{secrets.token_hex(4)}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise DispatchError(
+                "state_dir_unusable", f"state dir {str(sd)!r} is unusable: {e.strerror or e}"
+            ) from None
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        validate.task_id(task_id)
+        try:
+            t = self.store().get(task_id)
+        except FileNotFoundError:
+            t = None
+        if t is None:
+            raise DispatchError("unknown_task", f"no task {task_id!r}")
+        return t
+
+    def optional_tmux(self) -> Tmux | None:
+        try:
+            _ = self.tmux.binary
+            return self.tmux
+        except TmuxError:
+            return None
+
+    # -- start -----------------------------------------------------------------------------------
+
+    def start(
+        self,
+        task_id: str,
+        cwd: str,
+        prompt_file: str,
+        argv: Sequence[str],
+        label: str | None = None,
+        model: str | None = None,
+    ) -> dict[str, Any]:
+        # 1. validate every input, then the environment: nothing is created before this passes
+        task_id = validate.task_id(task_id)
+        label = validate.label(label)
+        model = validate.model(model, self.cfg.models)
+        argv = validate.argv(argv)
+        cwd = validate.cwd(cwd)
+        prompt_file = validate.readable_file(prompt_file, "bad_prompt_file", "prompt file")
+        self.require_tmux()
+        store = self.store(create=True)
+        existing = store.get(task_id)
+        if existing is not None:
+            raise DispatchError("duplicate_task_id", f"task id {task_id!r} is already used")
+        # 2. housekeeping (P9): every start reaps
+        try:
+            reaper.reap(store, self.optional_tmux())
+        except DispatchError:
+            raise
+        except Exception:
+            pass
+        # 3. reserve the id, then build the task dir
+        tdir = self.cfg.tasks_dir / task_id
+        run = secrets.token_hex(4)
+        row = {
+            "task_id": task_id,
+            "session": SESSION_PREFIX + secrets.token_hex(6),
+            "argv": argv,
+            "model": model,
+            "label": label,
+            "task_dir": str(tdir),
+            "run_marker": "dkr" + secrets.token_hex(12),
+            "log_path": str(tdir / f"output.{run}.log"),
+            "max_lifetime": self.cfg.max_lifetime,
+        }
+        if not store.insert(row, detail={"argv": argv, "model": model}):
+            raise DispatchError("duplicate_task_id", f"task id {task_id!r} is already used")
+        try:
+            return self._launch(store, row, tdir, cwd, prompt_file)
+        except BaseException:
+            cur = store.get(task_id)
+            if cur is not None and cur["wrapper_pid"] is None:
+                # refused before anything ran: leave nothing behind
+                try:
+                    self.tmux.kill_session(row["session"])
+                except TmuxError:
+                    pass
+                store.delete(task_id)
+                shutil.rmtree(tdir, ignore_errors=True)
+            raise
+
+    def _launch(
+        self, store: Store, row: dict[str, Any], tdir: Path, cwd: str, prompt_file: str
+    ) -> dict[str, Any]:
+        task_id = row["task_id"]
+        if tdir.exists():  # leftover of a task whose record is gone
+            shutil.rmtree(tdir, ignore_errors=True)
+        ensure_dir(tdir)
+        try:
+            copy_private(prompt_file, tdir / "prompt")
+        except OSError as e:
+            raise DispatchError("bad_prompt_file", f"cannot read prompt file: {e.strerror}") from None
+        write_json(tdir / "env.json", self.env)
+        nonce = secrets.token_hex(8)
+        write_json(
+            tdir / "task.json",
+            {
+                "task_id": task_id,
+                "argv": row["argv"],
+                "cwd": cwd,
+                "model": row["model"],
+                "knobs": self.cfg.knobs(),
+                "run_marker": row["run_marker"],
+                "db_path": str(self.cfg.db_path),
+                "log_path": row["log_path"],
+                "log_nonce": nonce,
+            },
+        )
+        go, ack = tdir / "ctl.go", tdir / "ctl.ack"
+        os.mkfifo(go, 0o600)
+        os.mkfifo(ack, 0o600)
+        ack_fd = os.open(ack, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            wrapper_argv = [sys.executable, "-m", "runner.wrapper", str(tdir)]
+            try:
+                session = row["session"]
+                for _ in range(5):
+                    try:
+                        _, pane = self.tmux.new_session(
+                            session, wrapper_argv, cwd=cwd, env={"PYTHONPATH": PKG_ROOT}
+                        )
+                        break
+                    except TmuxError as e:
+                        if "duplicate session" not in e.stderr:
+                            raise
+                        session = SESSION_PREFIX + secrets.token_hex(6)
+                        with store.tx() as db:
+                            db.execute("UPDATE tasks SET session=? WHERE task_id=?", (session, task_id))
+                else:
+                    raise DispatchError("internal", "could not find a free session name")
+            except TmuxTimeout as e:
+                raise DispatchError("tmux_unreachable", f"tmux server did not answer: {e}") from None
+            except TmuxError as e:
+                raise DispatchError("tmux_unreachable", f"tmux new-session failed: {e.stderr or e}") from None
+            store.update(task_id, pane_id=pane.id)
+            line = _read_line(ack_fd, Deadline(HANDSHAKE_TIMEOUT))
+        finally:
+            os.close(ack_fd)
+        if not line.startswith("spawned "):
+            store.transition(task_id, states.FAILED, "spawn_failed", detail={"handshake": line or "timeout"})
+            try:
+                self.tmux.kill_session(session)
+            except TmuxError:
+                pass
+            return self._start_result(store, task_id)
+        # output capture before "go", so the agent's first byte is logged (P3)
+        pipe_cmd = " ".join(
+            shlex.quote(w)
+            for w in [
+                "exec",
+                "env",
+                f"PYTHONPATH={PKG_ROOT}",
+                sys.executable,
+                "-m",
+                "runner.logpipe",
+                row["log_path"],
+                str(tdir),
+                nonce,
+            ]
+        )
+        try:
+            self.tmux.pipe_pane(pane.id, pipe_cmd)
+        except TmuxError:
+            pass  # best effort: completion never depends on the log (P3)
+        try:
+            fd = os.open(go, os.O_WRONLY | os.O_NONBLOCK)
+            try:
+                os.write(fd, b"go\n")
+            finally:
+                os.close(fd)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+        # report running (or already terminal) rather than a transient starting
+        dl = Deadline(5.0)
+        while not dl.expired():
+            t = store.get(task_id)
+            if t is None or t["state"] != states.STARTING:
+                break
+            w = reaper.ident(t["wrapper_pid"], t["wrapper_start"])
+            if w is not None:
+                w.wait_exit(dl.cap(0.02))
+        return self._start_result(store, task_id)
+
+    @staticmethod
+    def _start_result(store: Store, task_id: str) -> dict[str, Any]:
+        t = store.get(task_id)
+        assert t is not None
+        return {"task_id": task_id, "session": t["session"], "state": t["state"]}
+
+    # -- status / wait ---------------------------------------------------------------------------
+
+    def refresh(self, task: dict[str, Any], tmux_ok: bool = True) -> dict[str, Any]:
+        """Detect a lost supervisor (no tmux call needed for that) and return the current record."""
+        if not states.is_terminal(task["state"]):
+            reaper.reconcile(self.store(), task, self.optional_tmux() if tmux_ok else None)
+            task = self.store().get(task["task_id"]) or task
+        return task
+
+    def status(self, task_id: str) -> dict[str, Any]:
+        return public(self.refresh(self.task(task_id), tmux_ok=False))
+
+    def wait(self, task_id: str, timeout: float | None) -> tuple[dict[str, Any], bool]:
+        """(task, ended). Sleeps on the wrapper's pidfd between looks; reconciles a lost wrapper."""
+        t = self.task(task_id)
+        dl = Deadline(timeout)
+        next_reconcile = 0.0
+        while True:
+            if mono() >= next_reconcile:
+                t = self.refresh(t, tmux_ok=False)
+                next_reconcile = mono() + 0.5
+            else:
+                t = self.store().get(task_id) or t
+            if states.is_terminal(t["state"]):
+                w = reaper.ident(t["wrapper_pid"], t["wrapper_start"])
+                if w is not None:  # let it finish flushing the log and close the session
+                    w.wait_exit(dl.cap(3.0))
+                return public(self.store().get(task_id) or t), True
+            if dl.expired():
+                return public(t), False
+            w = reaper.ident(t["wrapper_pid"], t["wrapper_start"])
+            step = dl.cap(0.05)
+            if w is not None and w.is_alive():
+                w.wait_exit(step)
+            else:
+                select.select([], [], [], step)
+
+    # -- stop ------------------------------------------------------------------------------------
+
+    def stop(self, task_id: str) -> dict[str, Any]:
+        t = self.task(task_id)
+        store = self.store()
+        tmux = self.optional_tmux()
+        if not states.is_terminal(t["state"]):
+            try:
+                (Path(t["task_dir"]) / "stop").write_bytes(b"")
+            except OSError:
+                pass
+            w = reaper.ident(t["wrapper_pid"], t["wrapper_start"])
+            if w is not None and w.signal(15):
+                dl = Deadline(STOP_TIMEOUT)
+                while not dl.expired():
+                    cur = store.get(task_id)
+                    if cur is None or states.is_terminal(cur["state"]):
+                        break
+                    w.wait_exit(dl.cap(0.05))
+            cur = store.get(task_id) or t
+            if not states.is_terminal(cur["state"]):
+                reaper.end_everything(cur, tmux)
+                store.transition(task_id, states.STOPPED, "stop_requested", detail={"by": "cli"})
+            t = store.get(task_id) or cur
+        # whatever the state: nothing of the task may survive a stop (P4, P9)
+        w = reaper.ident(t["wrapper_pid"], t["wrapper_start"])
+        if w is not None and not w.wait_exit(3.0):
+            w.signal(9)
+        reaper.end_everything(t, tmux)
+        return public(store.get(task_id) or t)
+
+    # -- send / logs / events / list / reap -------------------------------------------------------
+
+    def send(self, task_id: str, text_file: str) -> dict[str, Any]:
+        path = validate.readable_file(text_file, "bad_text_file", "text file")
+        t = self.refresh(self.task(task_id))
+        if states.is_terminal(t["state"]) or not t["pane_id"]:
+            raise DispatchError("not_running", f"task {task_id!r} is {t['state']}: nothing to send to")
+        size = os.path.getsize(path)
+        tmux = self.tmux
+        buf = "dk-send-" + secrets.token_hex(8)
+        try:
+            tmux.paste_file(t["pane_id"], path, buf)
+            tmux.send_key(t["pane_id"], "Enter")
+        except TmuxTimeout as e:
+            raise DispatchError("tmux_unreachable", str(e)) from None
+        except TmuxError as e:
+            cur = self.refresh(self.store().get(task_id) or t)
+            if states.is_terminal(cur["state"]):
+                raise DispatchError("not_running", f"task {task_id!r} is {cur['state']}") from None
+            raise DispatchError("tmux_unreachable", f"tmux paste failed: {e.stderr or e}") from None
+        return {"task_id": task_id, "delivered": True, "bytes": size}
+
+    def logs(self, task_id: str) -> dict[str, Any]:
+        t = self.task(task_id)
+        text = ""
+        if t["log_path"]:
+            try:
+                with open(t["log_path"], "rb") as f:
+                    text = f.read().decode("utf-8", errors="replace")
+            except FileNotFoundError:
+                pass
+        return {"task_id": task_id, "log_path": t["log_path"], "text": text}
+
+    def events(self, task_id: str) -> list[dict[str, Any]]:
+        self.refresh(self.task(task_id), tmux_ok=False)
+        return self.store().events(task_id)
+
+    def list(self) -> list[dict[str, Any]]:
+        try:
+            store = self.store()
+        except FileNotFoundError:
+            return []
+        return [public(self.refresh(t, tmux_ok=False)) for t in store.all()]
+
+    def reap(self) -> dict[str, Any]:
+        try:
+            store = self.store()
+        except FileNotFoundError:
+            return {"reaped": []}
+        return {"reaped": reaper.reap(store, self.optional_tmux())}
+
+    @staticmethod
+    def capabilities() -> dict[str, Any]:
+        from runner import __version__
+
+        return {
+            "contract": "1",
+            "implementation": "dispatch",
+            "version": __version__,
+            "tmux_min": min_version(),
+            "capabilities": ["send", "events", "logs", "reap", "heartbeat", "max_lifetime", "models"],
+        }
+
+
+def _read_line(fd: int, dl: Deadline) -> str:
+    """Read one line from a non-blocking FIFO within the deadline ('' on timeout)."""
+    buf = b""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    while b"\n" not in buf and not dl.expired():
+        ev = p.poll(int(dl.cap(0.5) * 1000) + 1)
+        if not ev:
+            continue
+        try:
+            chunk = os.read(fd, 256)
+        except BlockingIOError:
+            continue
+        if chunk:
+            buf += chunk
+        else:
+            select.select([], [], [], dl.cap(0.01))  # writer not there yet / closed: brief back-off
+    return buf.decode(errors="replace").strip()

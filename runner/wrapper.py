@@ -1,0 +1,444 @@
+"""The in-pane supervisor: tmux execs `python -m runner.wrapper TASKDIR` as the pane's process.
+
+It forks the agent (which waits for "go", then execvp's ARGV: no shell, P1/P8/P10), acks its PID and
+start token over the ack FIFO, and supervises it: exit via pidfd/SIGCHLD, result file, stop, lifetime,
+heartbeat (see runner.states.decide). It writes exit.json and the terminal state, hands the log pipe an
+end marker, and exits. Imports stay light so the pane starts in tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+from runner import states
+from runner.atomicio import write_json
+from runner.clock import Deadline, mono, wall
+from runner.procid import ProcessIdentity, kill_tree, reap_children
+from runner.store import Store
+
+PR_SET_CHILD_SUBREAPER = 36
+HANDSHAKE_TIMEOUT = 60.0  # the starting CLI may be slow on a loaded machine
+RESULT_RETRIES = (0.025, 0.05, 0.1, 0.2)  # P5: a torn read is retried before it counts as invalid
+END_MARKER_WAIT = 2.0
+TERM_TIMEOUT = 1.0
+
+
+def end_marker(nonce: str) -> bytes:
+    """An OSC sequence tmux ignores and the log pipe recognises (and strips)."""
+    return b"\x1b]dk-end;" + nonce.encode() + b"\x07"
+
+
+def set_subreaper() -> bool:
+    """Make orphaned descendants (double-forked daemons) re-parent to us, Linux only (P9)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except Exception:
+        return False
+
+
+def read_result(path: str) -> tuple[str, object]:
+    """One look at the result file: (absent|valid|invalid, value). Only a whole JSON document is valid."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return states.ABSENT, None
+    except OSError:
+        return states.INVALID, None
+    if not data.strip():
+        return states.INVALID, None
+    try:
+        return states.VALID, json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return states.INVALID, None
+
+
+def read_result_settled(path: str) -> tuple[str, object]:
+    """Read with backoff retries so a writer caught mid-write is not judged invalid too early (P5)."""
+    kind, value = read_result(path)
+    for delay in RESULT_RETRIES:
+        if kind != states.INVALID:
+            break
+        time.sleep(delay)
+        kind, value = read_result(path)
+    return kind, value
+
+
+def read_heartbeat(path: str) -> tuple[int, bytes] | None:
+    """(inode, content) of the heartbeat file; staleness is judged on change of this, never mtime (P6)."""
+    try:
+        with open(path, "rb") as f:
+            return os.fstat(f.fileno()).st_ino, f.read(4096)
+    except OSError:
+        return None
+
+
+class Wrapper:
+    def __init__(self, taskdir: str) -> None:
+        self.dir = taskdir
+        with open(os.path.join(taskdir, "task.json")) as f:
+            self.task = json.load(f)
+        self.task_id: str = self.task["task_id"]
+        self.store = Store(self.task["db_path"], create=False)
+        self.flags: set[str] = set()
+        self.agent: ProcessIdentity | None = None
+        self.status: int | None = None  # the agent's wait status once reaped
+
+    def p(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if signum == signal.SIGTERM:
+            self.flags.add("stop")
+        elif signum == signal.SIGHUP:
+            self.flags.add("hup")
+
+    def install_signals(self) -> int:
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
+        signal.signal(signal.SIGCHLD, lambda s, f: None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self._wake_w = w
+        return r
+
+    def _collect(self, pid: int, status: int) -> None:
+        if self.agent is not None and pid == self.agent.pid and self.status is None:
+            self.status = status
+
+    def reap(self) -> None:
+        reap_children(self._collect)
+
+    # -- agent env ---------------------------------------------------------------------------------
+
+    def agent_env(self) -> dict[str, str]:
+        with open(self.p("env.json")) as f:
+            env: dict[str, str] = json.load(f)
+        for k in ("TMUX", "TMUX_PANE"):
+            env.pop(k, None)
+            if k in os.environ:
+                env[k] = os.environ[k]
+        env.pop("DISPATCH_MODEL", None)
+        env.update(
+            {
+                "DISPATCH_TASK_ID": self.task_id,
+                "DISPATCH_PROMPT_FILE": self.p("prompt"),
+                "DISPATCH_RESULT_FILE": self.p("result.json"),
+                "DISPATCH_HEARTBEAT_FILE": self.p("heartbeat"),
+                "DISPATCH_RUN_MARKER": self.task["run_marker"],
+            }
+        )
+        if self.task.get("model"):
+            env["DISPATCH_MODEL"] = self.task["model"]
+        return env
+
+    # -- handshake -----------------------------------------------------------------------------------
+
+    def ack(self, text: str) -> None:
+        """Write one line to the ack FIFO (the starting CLI holds it open for reading)."""
+        dl = Deadline(HANDSHAKE_TIMEOUT)
+        while True:
+            try:
+                fd = os.open(self.p("ctl.ack"), os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:
+                if e.errno not in (errno.ENXIO, errno.EINTR) or dl.expired():
+                    raise
+                time.sleep(0.01)
+        try:
+            os.set_blocking(fd, True)
+            os.write(fd, (text + "\n").encode())
+        finally:
+            os.close(fd)
+
+    def wait_go(self, wake_r: int) -> str:
+        """Wait for "go" (or a stop/hangup, or the handshake deadline). Returns go|stop|hup|timeout."""
+        fd = os.open(self.p("ctl.go"), os.O_RDONLY | os.O_NONBLOCK)
+        dl = Deadline(HANDSHAKE_TIMEOUT)
+        buf = b""
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.register(wake_r, select.POLLIN)
+            while True:
+                if "stop" in self.flags:
+                    return "stop"
+                if "hup" in self.flags:
+                    return "hup"
+                if dl.expired():
+                    return "timeout"
+                events = poller.poll(int(dl.cap(0.5) * 1000) + 1)
+                for efd, ev in events:
+                    if efd == wake_r:
+                        _drain(wake_r)
+                    elif ev & select.POLLIN:
+                        chunk = os.read(fd, 64)
+                        buf += chunk
+                        if b"go" in buf:
+                            return "go"
+                        if not chunk:
+                            time.sleep(0.01)
+                    elif ev & select.POLLHUP:
+                        time.sleep(0.01)
+        finally:
+            os.close(fd)
+
+    # -- main ------------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        set_subreaper()
+        wake_r = self.install_signals()
+        me = ProcessIdentity.me()
+        self.store.update(self.task_id, wrapper_pid=me.pid, wrapper_start=me.start)
+        env = self.agent_env()
+        argv: list[str] = self.task["argv"]
+        cwd: str = self.task["cwd"]
+        go_r, go_w = os.pipe()
+        err_r, err_w = os.pipe()
+        os.set_inheritable(err_w, False)
+        pid = os.fork()
+        if pid == 0:  # the agent-to-be
+            try:
+                os.close(go_w)
+                os.close(err_r)
+                signal.set_wakeup_fd(-1)
+                for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGINT, signal.SIGPIPE):
+                    signal.signal(s, signal.SIG_DFL)
+                if os.read(go_r, 1) != b"x":
+                    os._exit(126)
+                os.close(go_r)
+                os.chdir(cwd)
+                os.execvpe(argv[0], argv, env)
+            except BaseException as e:  # exec failed: tell the wrapper why
+                try:
+                    msg = (
+                        f"{type(e).__name__}: {e}"
+                        if not isinstance(e, OSError)
+                        else f"{argv[0]}: {e.strerror}"
+                    )
+                    os.write(err_w, msg.encode(errors="replace")[:1000])
+                finally:
+                    os._exit(127)
+        os.close(go_r)
+        os.close(err_w)
+        self.agent = ProcessIdentity.of(pid) or ProcessIdentity(pid, -1)
+        started_at = self.agent.started_at()
+        self.store.update(
+            self.task_id,
+            agent_pid=pid,
+            agent_start=self.agent.start,
+            agent_started_at=started_at,
+            started_at=wall(),
+        )
+        try:
+            self.ack(f"spawned {pid} {self.agent.start}")
+            outcome = self.wait_go(wake_r)
+        except OSError as e:
+            outcome = f"handshake failed: {e}"
+        if outcome != "go":
+            os.close(go_w)  # the child reads EOF and exits 126
+            self._wait_agent()
+            reason = {"stop": "stop_requested", "hup": "session_lost"}.get(outcome, "spawn_failed")
+            state = {"stop": states.STOPPED, "hup": states.CRASHED}.get(outcome, states.FAILED)
+            self.finish(state, reason, detail={"handshake": outcome})
+            return 0
+        os.write(go_w, b"x")
+        os.close(go_w)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(err_r, 4096)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            err += chunk
+        os.close(err_r)
+        if err:
+            self._wait_agent()
+            self.finish(
+                states.FAILED, "spawn_failed", detail={"error": err.decode(errors="replace")}, exit_code=127
+            )
+            return 0
+        self.store.transition(self.task_id, states.RUNNING, "spawned", expect=[states.STARTING])
+        self.supervise(wake_r)
+        return 0
+
+    def _wait_agent(self) -> None:
+        """Block until the agent is reaped (it has been told to exit or was killed)."""
+        assert self.agent is not None
+        while self.status is None:
+            try:
+                pid, status = os.waitpid(self.agent.pid, 0)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            self._collect(pid, status)
+
+    def supervise(self, wake_r: int) -> None:
+        assert self.agent is not None
+        agent = self.agent
+        t = self.task["knobs"]
+        started = mono()
+        try:
+            pidfd: int | None = os.pidfd_open(agent.pid)
+        except (AttributeError, OSError):
+            pidfd = None
+        poller = select.poll()
+        poller.register(wake_r, select.POLLIN)
+        if pidfd is not None:
+            poller.register(pidfd, select.POLLIN)
+        result_path, hb_path = self.p("result.json"), self.p("heartbeat")
+        last_hb = read_heartbeat(hb_path)
+        last_change: float | None = None
+        result_kind, result_value, result_seen = states.ABSENT, None, None
+        intent: tuple[str, str] | None = None
+        state = states.RUNNING
+        marker = ("DISPATCH_RUN_MARKER", self.task["run_marker"])
+        while True:
+            self.reap()
+            now = mono()
+            exited = self.status is not None
+            if exited:
+                if result_kind != states.VALID:
+                    result_kind, result_value = read_result_settled(result_path)
+            elif result_kind != states.VALID:
+                kind, value = read_result(result_path)
+                if kind == states.VALID:
+                    result_kind, result_value, result_seen = kind, value, now
+            hb = read_heartbeat(hb_path)
+            if hb is not None and hb != last_hb:
+                last_hb, last_change = hb, now
+            if intent is None and "stop" not in self.flags and os.path.exists(self.p("stop")):
+                self.flags.add("stop")
+            code = sig = None
+            if exited:
+                assert self.status is not None
+                if os.WIFSIGNALED(self.status):
+                    sig = os.WTERMSIG(self.status)
+                else:
+                    code = os.waitstatus_to_exitcode(self.status)
+            obs = states.Observation(
+                state=state,
+                now=now,
+                started=started,
+                stale_after=float(t["stale_after"]),
+                grace=float(t["grace"]),
+                max_lifetime=float(t["max_lifetime"]),
+                exited=exited,
+                exit_code=code,
+                signal=sig,
+                intent=intent,
+                result=result_kind,
+                result_seen_at=result_seen,
+                stop_requested="stop" in self.flags,
+                session_lost="hup" in self.flags,
+                last_beat_change=last_change,
+            )
+            d = states.decide(obs)
+            if d.kind == states.END:
+                assert d.state is not None
+                write_json(
+                    self.p("exit.json"), {"exit_code": code, "signal": sig, "mono": now, "wall": wall()}
+                )
+                keep_result = result_value if result_kind == states.VALID else None
+                self.finish(d.state, d.reason, exit_code=code, signal=sig, result=keep_result)
+                return
+            if d.kind == states.KILL:
+                assert d.state is not None and d.reason is not None
+                intent = (d.state, d.reason)
+                kill_tree([agent], marker, term_timeout=TERM_TIMEOUT, reap=self._collect)
+                self._wait_agent()
+                continue
+            if d.kind == states.ENTER:
+                assert d.state is not None
+                if self.store.transition(self.task_id, d.state, d.reason, expect=states.NON_TERMINAL):
+                    state = d.state
+                else:
+                    cur = self.store.get(self.task_id)
+                    if cur and states.is_terminal(cur["state"]):
+                        # someone else (stop after we hung, reap) recorded an end: honour it
+                        intent = (cur["state"], cur["reason"])
+            timeout = 1.0 if d.next_check is None else max(0.0, min(1.0, d.next_check - mono()))
+            for fd, _ in poller.poll(int(timeout * 1000) + 1 if timeout > 0 else 0):
+                if fd == wake_r:
+                    _drain(wake_r)
+
+    def finish(self, state: str, reason: str | None, detail: dict | None = None, **fields: object) -> None:
+        """Record the terminal state, end leftovers of the run, and flush the log pipe (P3, P4, P9)."""
+        self.store.transition(self.task_id, state, reason, detail=detail, **fields)
+        marker = ("DISPATCH_RUN_MARKER", self.task["run_marker"])
+        kill_tree([self.agent] if self.agent else [], marker, term_timeout=TERM_TIMEOUT, reap=self._collect)
+        self.reap()
+        self.flush_log()
+
+    def flush_log(self) -> None:
+        """Write the end marker to the pane and wait (bounded) for the log pipe to ack it, then end it."""
+        pidfile = self.p("logpipe.pid")
+        if not os.path.exists(pidfile):
+            return
+        nonce = self.task["log_nonce"]
+        try:
+            fl = os.get_blocking(1)
+            os.set_blocking(1, False)
+            try:
+                os.write(1, end_marker(nonce))
+            finally:
+                os.set_blocking(1, fl)
+        except OSError:
+            pass
+        dl = Deadline(END_MARKER_WAIT)
+        ackfile = self.p("logpipe.ack")
+        delay = 0.005
+        while not dl.expired():
+            try:
+                with open(ackfile) as f:
+                    if f.read().strip() == nonce:
+                        break
+            except OSError:
+                pass
+            time.sleep(dl.cap(delay))
+            delay = min(0.05, delay * 2)
+        try:
+            with open(pidfile) as f:
+                pid, start = (int(x) for x in f.read().split())
+            kill_tree([ProcessIdentity(pid, start)], None, term_timeout=0.5)
+        except (OSError, ValueError):
+            pass
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m runner.wrapper TASKDIR", file=sys.stderr)
+        return 2
+    return Wrapper(argv[0]).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
