@@ -13,6 +13,7 @@ import os
 import select
 import signal
 import sys
+import time
 
 
 def init() -> int:
@@ -42,7 +43,19 @@ def init() -> int:
             os.read(r, 4096)
 
 
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return data[data.rindex(b")") + 2 :].split()[0] == b"Z"
+    except (OSError, ValueError):
+        return False
+
+
 def spawn(target: int, argv: list[str], attempts: int = 500) -> int:
+    deadline = time.monotonic() + 2.0
+    while _zombie(target) and time.monotonic() < deadline:  # the init is about to reap it
+        time.sleep(0.005)
     if os.path.exists(f"/proc/{target}"):
         print(f"pid {target} is in use", file=sys.stderr)
         return 3

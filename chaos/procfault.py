@@ -51,31 +51,38 @@ class ProcIdentity:
 
     def alive(self) -> bool:
         """True while the same process (not a zombie, not a PID successor) exists."""
-        if _start_ticks(self.pid) != self.start:
-            return False
-        try:
-            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
+        if not sys.platform.startswith("linux"):
+            try:
+                p = psutil.Process(self.pid)
+                return _start_ticks(self.pid) == self.start and p.status() != psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                return False
+        return self.state() not in (None, "Z", "X")
 
     def state(self) -> str | None:
         """The kernel's one-letter state (R, S, T, Z, ...) or None when gone or recycled."""
-        if _start_ticks(self.pid) != self.start:
-            return None
+        if not sys.platform.startswith("linux"):
+            try:
+                return psutil.Process(self.pid).status()[:1].upper() if self.alive() else None
+            except psutil.Error:
+                return None
         try:
             with open(f"/proc/{self.pid}/stat", "rb") as f:
                 data = f.read()
-            return data[data.rindex(b")") + 2 :].split()[0].decode()
+            fields = data[data.rindex(b")") + 2 :].split()
         except (OSError, ValueError):
             return None
+        if int(fields[19]) != self.start:
+            return None
+        return fields[0].decode()
 
     def signal(self, sig: int) -> bool:
-        """Send SIG only if this exact process still exists; False if it is gone or recycled.
+        """Send SIG only if this exact process still exists (not a zombie); False if gone or recycled.
 
         A pidfd would close the check-then-kill window entirely; the window here is microseconds
         and PIDs are not reused that fast in tests.
         """
-        if _start_ticks(self.pid) != self.start:
+        if self.state() in (None, "Z", "X"):
             return False
         try:
             os.kill(self.pid, sig)

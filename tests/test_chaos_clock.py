@@ -7,6 +7,7 @@ import sys
 import time
 
 from chaos.clock import FakeClock
+from chaos.tmuxfault import stop_server
 
 CHILD = r"""
 import sys, threading, time
@@ -129,7 +130,7 @@ def test_tmux_runs_under_the_shim(sandbox, tmp_path) -> None:
             subprocess.run([*tmux, "list-sessions"], env=env, check=True, timeout=10, capture_output=True)
             assert time.monotonic() - t < 5
         finally:
-            subprocess.run([*tmux, "kill-server"], env=env, timeout=10, capture_output=True)
+            stop_server(sandbox.socket)
 
 
 def test_shim_is_cached_by_source_hash(tmp_path) -> None:
