@@ -1,0 +1,438 @@
+"""pytest plugin (entry point ``dispatch_conformance``): run the conformance checks against any dispatcher.
+
+Loaded in every pytest run of the venv, so it stays inert unless conformance checks are collected:
+its fixtures are only requested by checks, and the report, the terminal matrix and the exit-status
+gate only engage when a result row carries ``@check`` metadata.
+
+Options: ``--dispatch-impl CMD`` (default: the reference runner), ``--dispatch-level must|should``,
+``--dispatch-report DIR`` (writes conformance-report.json, conformance-report.md and junit.xml).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.context import Ctx
+from conformance.harness import Capabilities, Impl, ImplUnavailable
+from conformance.isolation import Sandbox
+from conformance.registry import MARK, SERIAL_MARK, CheckInfo, info_of, result_id
+from conformance.report import JUNIT_NAME, CheckResult, Report
+from conformance.timing import Knobs
+
+RUN_VAR = "DK_CONFORMANCE_RUN"  # a directory shared by the controller and xdist workers of one run
+PROP = "dispatch_"  # prefix of the user_properties this plugin adds
+SMOKE_TIMEOUT = 30.0
+
+
+def default_impl() -> str:
+    """The reference runner: the `dispatch` script next to this interpreter, else `python -m runner.cli`."""
+    script = Path(sys.executable).with_name("dispatch")
+    if script.exists():
+        return shlex.quote(str(script))
+    return shlex.join([sys.executable, "-m", "runner.cli"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# options and configuration
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("dispatch conformance")
+    g.addoption(
+        "--dispatch-impl",
+        default=None,
+        metavar="CMD",
+        help="dispatcher command prefix under test (shlex-split, run without a shell); "
+        "default: the reference runner",
+    )
+    g.addoption(
+        "--dispatch-level",
+        default="must",
+        choices=("must", "should"),
+        help="which failed checks fail the run: MUST only (default) or MUST and SHOULD",
+    )
+    g.addoption("--dispatch-report", default=None, metavar="DIR", help="write conformance reports to DIR")
+
+
+@dataclass
+class _State:
+    """Controller-side bookkeeping of one run."""
+
+    impl: str
+    level: str
+    report_dir: str | None
+    started: float = field(default_factory=time.monotonic)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    other_failed: set[str] = field(default_factory=set)  # failed tests that are not conformance checks
+    report: Report | None = None
+    own_run_dir: str | None = None
+
+
+_STATE = pytest.StashKey[_State]()
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{MARK}(info): a dispatch conformance check (conformance.registry.check)"
+    )
+    config.addinivalue_line(
+        "markers", f"{SERIAL_MARK}: a conformance check that runs while no other check runs"
+    )
+    impl = config.getoption("--dispatch-impl") or default_impl()
+    report_dir = config.getoption("--dispatch-report")
+    state = _State(impl=impl, level=config.getoption("--dispatch-level"), report_dir=report_dir)
+    config.stash[_STATE] = state
+    if not _is_worker(config):
+        # Workers inherit the environment of the controller, so they share this run directory.
+        if not os.environ.get(RUN_VAR):
+            os.environ[RUN_VAR] = os.path.join(tempfile.gettempdir(), "dkconf-" + secrets.token_hex(6))
+            state.own_run_dir = os.environ[RUN_VAR]
+        if report_dir and not getattr(config.option, "xmlpath", None):
+            Path(report_dir).mkdir(parents=True, exist_ok=True)
+            config.option.xmlpath = os.path.join(report_dir, JUNIT_NAME)
+        config.pluginmanager.register(_Controller(config, state), "dispatch_conformance_controller")
+
+
+def _run_dir() -> Path:
+    d = Path(os.environ.get(RUN_VAR) or os.path.join(tempfile.gettempdir(), f"dkconf-pid{os.getpid()}"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        info = info_of(item)
+        if info is not None:
+            meta = {
+                "check_id": result_id(item, info),
+                "level": info.level,
+                "pitfall": info.pitfall,
+                "reason": info.reason,
+            }
+            item.user_properties.append((PROP + "check", meta))
+
+
+# ---------------------------------------------------------------------------------------------------
+# the smoke stage
+
+
+@dataclass
+class Smoke:
+    ok: bool
+    message: str
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+
+def run_smoke(impl_cmd: str) -> Smoke:
+    """Can the implementation start at all? `capabilities` + one trivial task; one line says what is wrong."""
+    t0 = time.monotonic()
+
+    def done(ok: bool, msg: str, caps: dict[str, Any] | None = None) -> Smoke:
+        return Smoke(ok, msg, caps or {}, round(time.monotonic() - t0, 3))
+
+    sb = Sandbox.create(prefix="dkc-smoke-")
+    try:
+        env = sb.env()
+        env.update(Knobs(stale=0, grace=0.6, max_lifetime=SMOKE_TIMEOUT).env())
+        try:
+            impl = Impl(impl_cmd, env, scratch=sb.root / "inputs", workdir=sb.workdir)
+        except ImplUnavailable as e:
+            return done(False, f"cannot run the implementation `{impl_cmd}`: {e}")
+        try:
+            call = impl.run("capabilities", strict=False, timeout=SMOKE_TIMEOUT)
+        except ImplUnavailable as e:
+            return done(False, f"cannot run the implementation `{impl_cmd}`: {e}")
+        if call.timed_out or call.exit_code != 0 or call.problem:
+            return done(False, f"capabilities is broken: {call.describe()}")
+        caps = call.doc
+        argv = [sys.executable, "-c", "pass"]
+        call = impl.start_call("smoke-1", argv, strict=False, timeout=SMOKE_TIMEOUT)
+        if call.timed_out or call.exit_code != 0 or call.problem:
+            return done(False, f"a trivial task cannot start: {call.describe()}", caps)
+        call = impl.run("wait", "smoke-1", "--timeout", "20", strict=False, timeout=SMOKE_TIMEOUT)
+        if call.timed_out or call.problem or call.exit_code not in (0, 124):
+            return done(False, f"`wait` on a trivial task is broken: {call.describe()}", caps)
+        state = call.doc.get("state")
+        if state != "succeeded":
+            return done(
+                False,
+                f"a trivial task (python -c pass) ended {state!r} (reason {call.doc.get('reason')!r}), "
+                "expected 'succeeded'",
+                caps,
+            )
+        return done(True, "ok", caps)
+    finally:
+        _kill_server(sb)
+        sb.cleanup()
+
+
+def _kill_server(sb: Sandbox) -> None:
+    if sb.socket.exists():
+        tmux = shutil.which("tmux")
+        if tmux:
+            import subprocess
+
+            try:
+                subprocess.run([tmux, "-S", str(sb.socket), "kill-server"], capture_output=True, timeout=3)
+            except subprocess.TimeoutExpired:
+                pass  # frozen: cleanup() SIGKILLs it by marker
+
+
+def _cached_smoke(impl_cmd: str) -> Smoke:
+    """Run the smoke stage once per run, shared by xdist workers through the run directory."""
+    d = _run_dir()
+    with open(d / "smoke.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cached = _read_smoke(impl_cmd)
+        if cached:
+            return Smoke(**{k: cached[k] for k in Smoke.__dataclass_fields__})
+        smoke = run_smoke(impl_cmd)
+        (d / "smoke.json").write_text(json.dumps({"impl": impl_cmd, **smoke.__dict__}))
+        return smoke
+
+
+@pytest.fixture(scope="session")
+def dispatch_smoke(pytestconfig: pytest.Config) -> Smoke:
+    """The smoke result for the implementation under test (run lazily, once)."""
+    return _cached_smoke(pytestconfig.stash[_STATE].impl)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the per-check fixture
+
+
+@contextmanager
+def _serial_lock(exclusive: bool) -> Iterator[None]:
+    """Serial checks hold the run's lock exclusively; every other check holds it shared."""
+    with open(_run_dir() / "serial.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+def dispatch(request: pytest.FixtureRequest, dispatch_smoke: Smoke) -> Iterator[Ctx]:
+    """A check's world: sandbox, implementation, fake agents. Skips when the smoke stage failed."""
+    item = request.node
+    info: CheckInfo | None = info_of(item)
+    if not dispatch_smoke.ok:
+        item.user_properties.append((PROP + "smoke_failed", dispatch_smoke.message))
+        pytest.skip(f"smoke failed: {dispatch_smoke.message}")
+    caps = Capabilities.from_doc(dispatch_smoke.capabilities)
+    missing = [c for c in (info.needs if info else ()) if not caps.has(c)]
+    if missing:
+        pytest.skip(f"capability: the implementation does not list {', '.join(missing)}")
+
+    def record(key: str, value: Any) -> None:
+        item.user_properties.append((PROP + key, value))
+
+    with _serial_lock(bool(info and info.serial)):
+        sb = Sandbox.create(prefix="dkc-")
+        ctx = Ctx(
+            impl_cmd=request.config.stash[_STATE].impl, sandbox=sb, caps=caps, knobs=Knobs(), record=record
+        )
+        try:
+            yield ctx
+        finally:
+            _kill_server(sb)
+            leaked = sb.cleanup()
+            if leaked:  # what survived the server's end: noted, judged by the P4/P9 checks
+                record("leaks", [str(x) for x in leaked[:5]])
+
+
+# ---------------------------------------------------------------------------------------------------
+# reporting
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    rep = yield
+    info = info_of(item)
+    if info is None:
+        return rep
+    if rep.failed and call.excinfo is not None:
+        msg = _one_line(call.excinfo)
+        rep.user_properties.append((PROP + "message", msg))
+        rep.sections.append(
+            (
+                "dispatch conformance",
+                f"{result_id(item, info)} [{info.level}] {info.pitfall}: fix: {info.reason}",
+            )
+        )
+        if (
+            rep.when == "call"
+            and info.level == "SHOULD"
+            and item.config.getoption("--dispatch-level") == "must"
+        ):
+            # A SHOULD not met does not fail a MUST-level run: reported as xfail, recorded as failed.
+            rep.user_properties.append((PROP + "should_failed", msg))
+            rep.outcome = "skipped"
+            rep.wasxfail = f"SHOULD not met: {msg}"
+    return rep
+
+
+def _one_line(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    text = str(excinfo.value).strip() or excinfo.typename
+    first = text.splitlines()[0] if text else excinfo.typename
+    if excinfo.typename not in ("ContractViolation", "AssertionError", "Failed"):
+        first = f"{excinfo.typename}: {first}"
+    return first[:400]
+
+
+def _phase_outcome(report: pytest.TestReport, props: dict[str, Any]) -> str | None:
+    if PROP + "should_failed" in props and report.when == "call":
+        return "failed"
+    if report.when == "call":
+        return "passed" if report.passed else ("skipped" if report.skipped else "failed")
+    if report.failed:
+        return "error"
+    if report.skipped:
+        return "skipped"
+    return None if report.when == "teardown" else None
+
+
+def _message(report: pytest.TestReport, props: dict[str, Any], outcome: str) -> str:
+    if outcome == "passed":
+        return ""
+    if PROP + "message" in props:
+        return str(props[PROP + "message"])
+    if outcome == "skipped" and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    text = getattr(report, "longreprtext", "") or ""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:400] if lines else outcome
+
+
+def _build_report(config: pytest.Config, state: _State) -> Report | None:
+    """Rows collected from every phase report -> the run's Report (None when no check ran)."""
+    if not state.rows:
+        return None
+    results = []
+    for nodeid, row in state.rows.items():
+        meta = row["meta"]
+        lat = row["latencies"]
+        results.append(
+            CheckResult(
+                check_id=meta["check_id"],
+                pitfall=meta["pitfall"],
+                level=meta["level"],
+                outcome=row["outcome"] or "error",
+                latency_ms=max(lat.values()) if lat else None,
+                message=row["message"],
+                duration_s=round(row["duration_s"], 3),
+                reason=meta["reason"],
+                latencies=lat,
+                nodeid=nodeid,
+            )
+        )
+    smoke = _read_smoke(state.impl)
+    implementation = {"command": state.impl, **{k: v for k, v in smoke.get("capabilities", {}).items()}}
+    return Report(
+        implementation=implementation,
+        level=state.level,
+        results=results,
+        smoke={k: smoke.get(k) for k in ("ok", "message", "duration_s")}
+        if smoke
+        else {"ok": True, "message": ""},
+        duration_s=time.monotonic() - state.started,
+    )
+
+
+def _read_smoke(impl: str) -> dict[str, Any]:
+    p = _run_dir() / "smoke.json"
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+    return d if d.get("impl") == impl else {}
+
+
+class _Controller:
+    """Hooks that only the controller (or a run without xdist) has: collect rows, report, gate."""
+
+    def __init__(self, config: pytest.Config, state: _State) -> None:
+        self.config = config
+        self.state = state
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.state.started = time.monotonic()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = {k: v for k, v in report.user_properties if isinstance(k, str)}
+        meta = props.get(PROP + "check")
+        if meta is None:
+            if report.failed:
+                self.state.other_failed.add(report.nodeid)
+            return
+        row = self.state.rows.setdefault(
+            report.nodeid,
+            {"meta": meta, "outcome": None, "message": "", "duration_s": 0.0, "latencies": {}},
+        )
+        row["duration_s"] += getattr(report, "duration", 0.0)
+        for k, v in report.user_properties:
+            if k == PROP + "latency" and isinstance(v, dict):
+                row["latencies"][v["name"]] = v["ms"]
+        outcome = _phase_outcome(report, props)
+        if outcome is None:
+            return
+        # the first bad phase decides; a later phase only turns a pass (or skip) into an error
+        if row["outcome"] in (None, "passed") or (
+            row["outcome"] == "skipped" and outcome in ("failed", "error")
+        ):
+            row["outcome"] = outcome
+            row["message"] = _message(report, props, outcome)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        state = self.state
+        report = _build_report(self.config, state)
+        state.report = report
+        if report is not None:
+            if state.report_dir:
+                report.write(state.report_dir)
+            if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+                if not report.ok:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+                elif not state.other_failed:
+                    session.exitstatus = pytest.ExitCode.OK
+        if state.own_run_dir:
+            shutil.rmtree(state.own_run_dir, ignore_errors=True)
+            if os.environ.get(RUN_VAR) == state.own_run_dir:
+                del os.environ[RUN_VAR]
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        report = self.state.report
+        if report is None:
+            return
+        tr = terminalreporter
+        tr.section("dispatch conformance")
+        if not report.smoke.get("ok", True):
+            tr.write_line(f"SMOKE FAILED: {report.smoke.get('message')}", red=True, bold=True)
+        else:
+            for line in report.matrix_lines():
+                tr.write_line(line)
+        tr.write_line(report.headline(), green=report.ok, red=not report.ok, bold=True)
+        if self.state.report_dir:
+            tr.write_line(f"reports written to {self.state.report_dir}")
