@@ -1,0 +1,590 @@
+"""Command line for the agent layer: run, resume, attach, ls, queue, workers, doctor (+ logs -f, events,
+send when run standalone as `python -m runner.agents VERB ...`).
+
+`register(subparsers)` adds the verbs to the runner's argparse; `handle(args)` runs one and returns the
+exit status. With `--json`, stdout is exactly one JSON document; errors are contract error objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from runner import doctor
+from runner.agents import runs
+from runner.agents.backend import Runner, RunnerError, is_terminal
+from runner.agents.profiles import ProfileError, load
+from runner.queue import QUEUED, Queue, QueueError
+
+VERBS = ("run", "resume", "attach", "ls", "queue", "workers", "doctor")
+STANDALONE_VERBS = ("logs", "events", "send")
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+class CliError(Exception):
+    def __init__(self, code: str, message: str, exit_status: int = 2) -> None:
+        super().__init__(message)
+        self.code, self.message, self.exit_status = code, " ".join(str(message).split()), exit_status
+
+
+# -- argparse -------------------------------------------------------------------------------------------
+
+
+def _run_options(p: argparse.ArgumentParser, queue: bool = False) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON document (contract objects)")
+    p.add_argument("--agent", required=True, help="claude, codex, opencode, pi, aider, gemini, cmd, or yours")
+    p.add_argument("--model")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--prompt-file", help="the prompt, byte for byte")
+    g.add_argument("--prompt", help="the prompt text")
+    p.add_argument("--cwd", default=".", help="the agent's working directory (default: here)")
+    p.add_argument("--label")
+    p.add_argument("--task-id", help="default: AGENT-<random>")
+    m = p.add_mutually_exclusive_group()
+    m.add_argument("--mode", choices=["batch", "interactive"])
+    m.add_argument("--batch", dest="mode", action="store_const", const="batch")
+    m.add_argument("--interactive", dest="mode", action="store_const", const="interactive")
+    p.add_argument(
+        "--on-done", metavar="CMD", help="shell command run at the end with the task JSON on stdin"
+    )
+    p.add_argument("--notify", metavar="CMD", help="shell command run when the agent waits for input")
+    if queue:
+        p.add_argument("--priority", type=int, default=0)
+        p.add_argument("--max-attempts", type=int, default=1)
+    else:
+        p.add_argument(
+            "--timeout", type=float, help="stop waiting after S seconds (exit 124; the task goes on)"
+        )
+        p.add_argument("--detach", action="store_true", help="start (and deliver the prompt), do not wait")
+    p.add_argument(
+        "extra", nargs="*", help="after --: extra agent arguments (the command itself for --agent cmd)"
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add run, resume, attach, ls, queue, workers, doctor to an argparse subparsers object."""
+    p = subparsers.add_parser("run", help="run a coding agent on a prompt and follow it to the end")
+    _run_options(p)
+
+    p = subparsers.add_parser("resume", help="continue an ended run in the agent's own session")
+    p.add_argument("task_id")
+    p.add_argument("--json", action="store_true")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--prompt-file")
+    g.add_argument("--prompt")
+    p.add_argument("--model")
+    p.add_argument(
+        "--retries", type=int, default=0, help="resume again up to N times while it does not succeed"
+    )
+    p.add_argument(
+        "--backoff", type=float, default=2.0, help="seconds before the first retry, doubled each time"
+    )
+    p.add_argument("--timeout", type=float)
+    p.add_argument("--detach", action="store_true")
+
+    p = subparsers.add_parser("attach", help="attach your terminal to a task's tmux session")
+    p.add_argument("task_id")
+    p.add_argument("--new-window", action="store_true", help="open a new terminal window for it")
+    p.add_argument("--json", action="store_true", help="print the attach command instead of attaching")
+
+    p = subparsers.add_parser(
+        "ls", help="tasks with their live states (needs_input included) and queued runs"
+    )
+    p.add_argument("--json", action="store_true")
+
+    q = subparsers.add_parser("queue", help="queue runs for `workers`")
+    qs = q.add_subparsers(dest="queue_verb", required=True)
+    _run_options(qs.add_parser("add", help="queue a run (same options as run)"), queue=True)
+    ql = qs.add_parser("ls", help="queued, running and finished items")
+    ql.add_argument("--json", action="store_true")
+    for verb in ("cancel", "retry"):
+        qp = qs.add_parser(verb, help=f"{verb} a queue item")
+        qp.add_argument("key")
+        qp.add_argument("--json", action="store_true")
+
+    p = subparsers.add_parser("workers", help="run queued tasks, at most --max at a time")
+    p.add_argument("--max", type=int, default=2, dest="max_running")
+    p.add_argument("--until-empty", action="store_true", help="return when nothing is queued or running")
+    p.add_argument("--retention", type=float, default=7 * 24 * 3600.0, help="seconds finished items are kept")
+    p.add_argument("--poll", type=float, default=0.5)
+    p.add_argument("--json", action="store_true")
+
+    p = subparsers.add_parser("doctor", help="check tmux, state dir, socket and agent CLIs; say how to fix")
+    p.add_argument("--json", action="store_true")
+
+
+def _register_standalone(subparsers: Any) -> None:
+    p = subparsers.add_parser("logs", help="the task's output; -f follows it until the task ends")
+    p.add_argument("task_id")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p = subparsers.add_parser("events", help="the task's state transitions")
+    p.add_argument("task_id")
+    p.add_argument("--json", action="store_true")
+    p = subparsers.add_parser("send", help="answer a waiting agent (pasted, then Enter)")
+    p.add_argument("task_id")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--text")
+    g.add_argument("--text-file")
+    p.add_argument("--json", action="store_true")
+
+
+# -- output helpers -------------------------------------------------------------------------------------
+
+
+def _out(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _fail(args: argparse.Namespace, code: str, message: str, status: int) -> int:
+    if getattr(args, "json", False):
+        _out({"error": {"code": code, "message": message}})
+    _err(f"dispatch: {message}")
+    return status
+
+
+class Progress:
+    """A spinner with the latest state on a TTY; plain lines on state changes otherwise."""
+
+    def __init__(self, task_id: str, stream: TextIO, quiet: bool = False) -> None:
+        self.task_id, self.stream, self.quiet = task_id, stream, quiet
+        self.tty = stream.isatty() and not quiet
+        self.t0 = time.monotonic()
+        self.last: tuple[str, str | None] | None = None
+        self.frame = 0
+
+    def say(self, line: str) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def tick(self, w: runs.Watch) -> None:
+        if self.quiet:
+            return
+        key = (w.live, w.question)
+        if self.tty:
+            self.frame = (self.frame + 1) % len(SPINNER)
+            extra = f" — {w.question}" if w.question else ""
+            line = f"{SPINNER[self.frame]} {self.task_id} {w.live} {time.monotonic() - self.t0:5.1f}s{extra}"
+            self.stream.write("\r\033[K" + line[: shutil.get_terminal_size().columns - 1])
+            self.stream.flush()
+            if key != self.last and w.question:
+                self.say(
+                    f"{self.task_id}: needs input: {w.question}  (answer: dispatch send {self.task_id} --text ...)"
+                )
+        elif key != self.last:
+            if w.question:
+                self.say(
+                    f"{self.task_id}: needs_input: {w.question}  (answer: dispatch send {self.task_id} --text ...)"
+                )
+            else:
+                self.say(f"{self.task_id}: {w.live}")
+        self.last = key
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _summary(task: dict[str, Any], agent: dict[str, Any]) -> str:
+    dur = ""
+    if task.get("started_at") and task.get("ended_at"):
+        dur = f" in {task['ended_at'] - task['started_at']:.1f}s"
+    why = task.get("reason") or ""
+    if task.get("exit_code") is not None:
+        why += f", exit {task['exit_code']}"
+    if task.get("signal") is not None:
+        why += f", signal {task['signal']}"
+    lines = [f"{task['task_id']}: {task['state']} ({why.strip(', ')}){dur}"]
+    if task.get("result") is not None:
+        lines.append(f"result: {json.dumps(task['result'])[:400]}")
+    if agent.get("native_id"):
+        lines.append(f"{agent['native_id_kind']}: {agent['native_id']}  (dispatch resume {task['task_id']})")
+    if task.get("log_path"):
+        lines.append(f"log: {task['log_path']}")
+    return "\n".join(lines)
+
+
+# -- verbs ----------------------------------------------------------------------------------------------
+
+
+def _read_prompt(args: argparse.Namespace) -> bytes:
+    if getattr(args, "prompt", None) is not None:
+        return os.fsencode(args.prompt)
+    try:
+        with open(args.prompt_file, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise CliError(
+            "bad_prompt_file", f"cannot read prompt file {args.prompt_file}: {e.strerror}"
+        ) from None
+
+
+def _request(args: argparse.Namespace) -> runs.Request:
+    return runs.Request(
+        agent=args.agent,
+        prompt=_read_prompt(args),
+        cwd=args.cwd,
+        task_id=args.task_id,
+        mode=args.mode,
+        model=args.model,
+        label=args.label,
+        extra=tuple(args.extra or ()),
+        on_done=args.on_done,
+        notify=args.notify,
+    )
+
+
+def _follow_and_report(
+    args: argparse.Namespace, runner: Runner, launched: runs.Launched, progress: Progress
+) -> tuple[int, dict[str, Any]]:
+    task, watch, ended = runs.follow(
+        launched.task_id, runner, launched.profile, launched.paths,
+        timeout=args.timeout, on_tick=progress.tick, notify=launched.meta.get("notify"),
+    )  # fmt: skip
+    progress.done()
+    meta = runs.read_meta(runner, launched.task_id) or launched.meta
+    doc = {**task, "agent": runs.agent_view(meta, launched.paths, watch)}
+    if not ended:
+        if args.json:
+            _out(doc)
+        else:
+            progress.say(f"{launched.task_id}: still {watch.live} after {args.timeout:g}s (it goes on)")
+        return 124, doc
+    if meta.get("on_done"):
+        rc = runs.run_notify(meta["on_done"], doc, runner.env)
+        if rc != 0:
+            _err(f"dispatch: --on-done exited {rc}")
+    if args.json:
+        _out(doc)
+    else:
+        print(_summary(task, doc["agent"]), flush=True)
+    return (0 if task["state"] == "succeeded" else 1), doc
+
+
+def cmd_run(args: argparse.Namespace, runner: Runner) -> int:
+    req = _request(args)
+    progress = Progress(req.task_id or "", sys.stderr, quiet=args.json)
+    launched = runs.launch(req, runner, progress.say)
+    progress.task_id = launched.task_id
+    if launched.delivery is not None and not launched.delivery.ok:
+        msg = f"prompt not delivered to {launched.task_id}: {launched.delivery.message} (task stopped)"
+        return _fail(args, "not_delivered", msg, 1)
+    if args.detach:
+        doc = {**launched.start, "agent": runs.agent_view(launched.meta, launched.paths)}
+        _out(doc) if args.json else print(
+            f"{launched.task_id} started in session {launched.start.get('session')}"
+        )
+        return 0
+    return _follow_and_report(args, runner, launched, progress)[0]
+
+
+def cmd_resume(args: argparse.Namespace, runner: Runner) -> int:
+    prompt = None
+    if args.prompt is not None or args.prompt_file is not None:
+        prompt = _read_prompt(args)
+    source = args.task_id
+    attempt = 0
+    while True:
+        req, profile = runs.resume_request(runner, source, prompt, args.model)
+        progress = Progress(req.task_id or "", sys.stderr, quiet=args.json)
+        progress.say(
+            f"{req.task_id}: resuming {source} ({profile.name}, {profile.resume_id}={req.native_id or '-'})"
+        )
+        launched = runs.launch(req, runner, progress.say)
+        if args.detach:
+            _out(launched.start) if args.json else print(f"{launched.task_id} started")
+            return 0
+        args.timeout = getattr(args, "timeout", None)
+        rc, doc = _follow_and_report(args, runner, launched, progress)
+        if rc in (0, 124) or attempt >= args.retries:
+            return rc
+        attempt += 1
+        delay = args.backoff * (2 ** (attempt - 1))
+        _err(f"dispatch: {launched.task_id} {doc['state']}; retry {attempt}/{args.retries} in {delay:g}s")
+        time.sleep(delay)  # deliberate backoff between attempts, not a stand-in for an event
+        source = launched.task_id
+
+
+def attach_argv(runner: Runner, session: str) -> list[str]:
+    tmux = runner.tmux()
+    return [tmux.binary, *tmux.socket_args, "attach-session", "-t", f"={session}"]
+
+
+TERMINALS: Sequence[tuple[str, list[str]]] = (
+    ("kitty", ["kitty", "--"]),
+    ("wezterm", ["wezterm", "start", "--"]),
+    ("alacritty", ["alacritty", "-e"]),
+    ("foot", ["foot"]),
+    ("gnome-terminal", ["gnome-terminal", "--"]),
+    ("konsole", ["konsole", "-e"]),
+    ("xfce4-terminal", ["xfce4-terminal", "-x"]),
+    ("x-terminal-emulator", ["x-terminal-emulator", "-e"]),
+    ("xterm", ["xterm", "-e"]),
+)
+
+
+def find_terminal(env: dict[str, str]) -> list[str] | None:
+    """A terminal emulator that can run a command in a new window, as an argv prefix; None if none."""
+    path = env.get("PATH", os.defpath)
+    if not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")) and sys.platform != "darwin":
+        return None
+    for name, prefix in TERMINALS:
+        if shutil.which(name, path=path):
+            return prefix
+    return None
+
+
+def cmd_attach(args: argparse.Namespace, runner: Runner) -> int:
+    task = runner.status(args.task_id)
+    if is_terminal(task["state"]):
+        raise CliError(
+            "not_running", f"{args.task_id} has ended ({task['state']}); see dispatch logs {args.task_id}"
+        )
+    argv = attach_argv(runner, task["session"])
+    if args.json:
+        _out({"task_id": args.task_id, "session": task["session"], "argv": argv})
+        return 0
+    if args.new_window:
+        term = find_terminal(runner.env)
+        if term is None:
+            raise CliError("not_supported", f"no terminal emulator found; run: {' '.join(argv)}")
+        import subprocess
+
+        subprocess.Popen([*term, *argv], start_new_session=True, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        print(f"opened {term[0]} attached to {task['session']}")
+        return 0
+    if not sys.stdin.isatty():
+        raise CliError("not_supported", f"attach needs a terminal; run: {' '.join(argv)}")
+    os.execvpe(argv[0], argv, {k: v for k, v in runner.env.items() if k not in ("TMUX", "TMUX_PANE")})
+    return 0  # not reached
+
+
+def live_rows(runner: Runner) -> list[dict[str, Any]]:
+    """Runner tasks with our agent info and live state (needs_input from the screen), then queued runs."""
+    rows = []
+    for task in runner.list():
+        meta = runs.read_meta(runner, task["task_id"])
+        live, question = task["state"], None
+        if meta is not None and not is_terminal(task["state"]):
+            try:
+                profile = load(meta["agent"], runner.env)
+                question = runs.observe_input(
+                    runner, task, profile, runs.agent_paths(runner, task["task_id"])
+                )
+            except ProfileError:
+                pass
+            if question:
+                live = runs.NEEDS_INPUT
+        rows.append({**task, "agent": (meta or {}).get("agent"), "live_state": live, "question": question})
+    with Queue(runner.db_path) as q:
+        for item in q.list((QUEUED,)):
+            rows.append({"task_id": item.key, "state": "queued", "live_state": "queued", "agent": item.spec.get("agent"),
+                         "label": item.spec.get("label"), "queued_at": item.created_at})  # fmt: skip
+    return rows
+
+
+def cmd_ls(args: argparse.Namespace, runner: Runner) -> int:
+    rows = live_rows(runner)
+    if args.json:
+        _out(rows)
+        return 0
+    now = time.time()
+    print(f"{'TASK':<28} {'AGENT':<9} {'STATE':<12} {'AGE':>7}  LABEL / QUESTION")
+    for r in rows:
+        t0 = r.get("started_at") or r.get("queued_at") or now
+        age = (r.get("ended_at") or now) - t0
+        tail = r.get("question") or r.get("label") or ""
+        print(f"{r['task_id']:<28} {r.get('agent') or '-':<9} {r['live_state']:<12} {age:6.0f}s  {tail}")
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace, runner: Runner) -> int:
+    with Queue(runner.db_path) as q:
+        if args.queue_verb == "add":
+            req = _request(args)
+            profile, task_id = runs.validate_request(req, runner.env)
+            from runner.agents import plan as plans
+
+            try:  # refuse now what would be refused at start (bad model, prompt too long, ...)
+                plans.build(profile, prompt=req.prompt, paths=runs.agent_paths(runner, task_id),
+                            mode=req.mode, model=req.model, extra=req.extra)  # fmt: skip
+            except (plans.PlanError, ProfileError) as e:
+                raise CliError(getattr(e, "code", "bad_usage"), str(e)) from None
+            spec = req.spec()
+            spec["cwd"] = os.path.abspath(req.cwd)
+            item = q.add(task_id, spec, req.prompt, priority=args.priority, max_attempts=args.max_attempts)
+            _out(item.to_json()) if args.json else print(f"queued {item.key}")
+            return 0
+        if args.queue_verb == "ls":
+            items = q.list()
+            if args.json:
+                _out([i.to_json() for i in items])
+                return 0
+            print(f"{'KEY':<28} {'STATE':<10} {'OUTCOME':<10} {'TRIES':>5}  TASK")
+            for i in items:
+                print(
+                    f"{i.key:<28} {i.state:<10} {i.outcome or '-':<10} {i.attempts:>2}/{i.max_attempts:<2}  {i.task_id or '-'}"
+                )
+            return 0
+        if args.queue_verb == "cancel":
+            before = q.get(args.key)
+            item = q.cancel(args.key)
+            if before.state == "running" and before.task_id:
+                try:
+                    runner.stop(before.task_id)
+                except RunnerError:
+                    pass
+            _out(item.to_json()) if args.json else print(f"{item.key}: {item.state}")
+            return 0
+        item = q.retry(args.key)
+        _out(item.to_json()) if args.json else print(f"{item.key}: queued again")
+        return 0
+
+
+def cmd_workers(args: argparse.Namespace, runner: Runner) -> int:
+    from runner.agents.workers import Workers
+
+    if args.max_running < 1:
+        raise CliError("bad_usage", "--max must be at least 1")
+    with Queue(runner.db_path) as q:
+        w = Workers(runner, q, args.max_running, retention_s=args.retention, poll_s=args.poll,
+                    say=lambda s: _err(s) if not args.json else None)  # fmt: skip
+        try:
+            w.loop(until_empty=args.until_empty)
+        except KeyboardInterrupt:
+            w.stop.set()
+        if args.json:
+            _out({"queue": [i.to_json() for i in q.list()]})
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, runner: Runner | None) -> int:
+    checks = doctor.run_checks()
+    _out(doctor.to_json(checks)) if args.json else print(doctor.render(checks))
+    return doctor.exit_status(checks)
+
+
+def follow_logs(runner: Runner, task_id: str, out: TextIO = sys.stdout, poll_s: float = 0.2) -> int:
+    """Print the task's log and keep printing what is appended until the task ends (then the rest)."""
+    task = runner.status(task_id)
+    path = task.get("log_path")
+    pos = 0
+    while True:
+        ended = is_terminal(task.get("state"))
+        if path and os.path.exists(path):
+            with open(path, "rb") as f:
+                f.seek(pos)
+                chunk = f.read()
+                pos += len(chunk)
+            if chunk:
+                out.write(chunk.decode(errors="replace"))
+                out.flush()
+        if ended:
+            return 0
+        task, _ = runner.wait(task_id, poll_s)
+        path = task.get("log_path") or path
+
+
+def cmd_logs(args: argparse.Namespace, runner: Runner) -> int:
+    if args.follow:
+        return follow_logs(runner, args.task_id)
+    doc = runner.logs(args.task_id)
+    _out(doc) if args.json else sys.stdout.write(doc.get("text", ""))
+    return 0
+
+
+def cmd_events(args: argparse.Namespace, runner: Runner) -> int:
+    evs = runner.events(args.task_id)
+    if args.json:
+        _out(evs)
+        return 0
+    for e in evs:
+        print(
+            f"{e['seq']:>3} {time.strftime('%H:%M:%S', time.localtime(e['wall']))} {e['state']:<10} {e.get('reason') or ''}"
+        )
+    return 0
+
+
+def cmd_send(args: argparse.Namespace, runner: Runner) -> int:
+    path = args.text_file
+    tmp = None
+    if args.text is not None:
+        from runner.atomicio import ensure_dir, write_atomic
+
+        d = (
+            ensure_dir(runner.agents_dir / args.task_id)
+            if (runner.agents_dir / args.task_id).is_dir()
+            else None
+        )
+        tmp = Path(d or runner.cfg.tmpdir) / f".send-{os.getpid()}-{time.monotonic_ns()}"
+        write_atomic(tmp, os.fsencode(args.text))
+        path = str(tmp)
+    try:
+        doc = runner.send(args.task_id, path)
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    _out(doc) if args.json else print(f"sent {doc.get('bytes')} bytes to {args.task_id}")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace, Runner], int]] = {
+    "run": cmd_run,
+    "resume": cmd_resume,
+    "attach": cmd_attach,
+    "ls": cmd_ls,
+    "queue": cmd_queue,
+    "workers": cmd_workers,
+    "logs": cmd_logs,
+    "events": cmd_events,
+    "send": cmd_send,
+}
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run the verb in `args.verb` (or `args.command`); contract error handling and exit codes."""
+    verb = getattr(args, "verb", None) or getattr(args, "command", None)
+    try:
+        if verb == "doctor":
+            return cmd_doctor(args, None)
+        runner = Runner()
+        return HANDLERS[verb](args, runner)
+    except (runs.RunError, RunnerError, CliError, QueueError) as e:
+        status = getattr(e, "exit_status", 2)
+        return _fail(args, e.code, e.message if hasattr(e, "message") else str(e), status)
+    except ProfileError as e:
+        return _fail(args, "bad_usage", str(e), 2)
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m runner.agents", description="Dispatch coding agents.")
+    sub = ap.add_subparsers(dest="verb", required=True)
+    register(sub)
+    _register_standalone(sub)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    return handle(args)

@@ -1,0 +1,122 @@
+"""Claude Code hook commands: `python -m runner.agents.hook heartbeat|submitted|session|attention|result`.
+
+Claude Code runs these from the settings file we generate (--settings) with the hook's JSON on stdin and
+the agent's environment (DISPATCH_HEARTBEAT_FILE, DISPATCH_RESULT_FILE). They must never break the
+agent: every failure is swallowed and the exit status is always 0. Writes are atomic (runner.atomicio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from runner.atomicio import write_atomic, write_json
+
+MAX_STDIN = 1 << 20
+MAX_TRANSCRIPT_TAIL = 1 << 20
+
+
+def read_input() -> dict[str, Any]:
+    """The hook's JSON input (an empty dict when absent or not JSON)."""
+    try:
+        data = sys.stdin.buffer.read(MAX_STDIN) if not sys.stdin.isatty() else b""
+        obj = json.loads(data or b"{}")
+        return obj if isinstance(obj, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def beat() -> None:
+    """Write a value that differs from the last one: the runner judges liveness by change of content."""
+    path = os.environ.get("DISPATCH_HEARTBEAT_FILE")
+    if path:
+        write_atomic(path, f"{time.monotonic_ns()} {os.getpid()} {time.time():.3f}\n")
+
+
+def last_assistant_text(transcript: str | None) -> str | None:
+    """The last assistant text in a Claude Code transcript (JSONL), read from its tail; None if unknown."""
+    if not transcript:
+        return None
+    try:
+        with open(transcript, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - MAX_TRANSCRIPT_TAIL))
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for raw in reversed(lines):
+        try:
+            ev = json.loads(raw)
+        except ValueError:
+            continue
+        msg = ev.get("message") if isinstance(ev, dict) else None
+        if not isinstance(msg, dict) or msg.get("role") != "assistant":
+            continue
+        content = msg.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            texts = [c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text"]
+            if texts:
+                return "\n".join(texts)
+    return None
+
+
+def result_doc(inp: dict[str, Any]) -> dict[str, Any]:
+    """The result document the Stop hook leaves for the runner (and `run`, `--on-done`)."""
+    text = inp.get("last_assistant_message")
+    if not isinstance(text, str):
+        text = last_assistant_text(inp.get("transcript_path"))
+    return {
+        "agent": "claude",
+        "event": inp.get("hook_event_name", "Stop"),
+        "session_id": inp.get("session_id"),
+        "transcript_path": inp.get("transcript_path"),
+        "last_message": text,
+    }
+
+
+def handle(kind: str, agent_dir: Path | None, inp: dict[str, Any]) -> None:
+    """Do what one hook event means; see the module docstring."""
+    if agent_dir is not None and inp.get("session_id"):
+        # every event carries the session id: keep the first one seen (resume needs it)
+        sid = agent_dir / "session_id"
+        if not sid.exists():
+            write_atomic(sid, str(inp["session_id"]))
+    if kind in ("heartbeat", "submitted", "session"):
+        beat()
+    if kind == "submitted" and agent_dir is not None:
+        write_json(agent_dir / "submitted.json", {"mono": time.monotonic(), "wall": time.time()})
+    elif kind == "attention" and agent_dir is not None:
+        write_json(agent_dir / "attention.json", {"message": inp.get("message"), "wall": time.time()})
+    elif kind == "result":
+        beat()
+        path = os.environ.get("DISPATCH_RESULT_FILE")
+        if path:
+            write_json(path, result_doc(inp))
+        if agent_dir is not None:
+            (agent_dir / "attention.json").unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m runner.agents.hook")
+    ap.add_argument("kind", choices=["heartbeat", "submitted", "session", "attention", "result"])
+    ap.add_argument("--agent-dir", type=Path)
+    try:
+        args = ap.parse_args(argv)
+        handle(args.kind, args.agent_dir, read_input())
+    except BaseException as e:  # a hook must never fail the agent
+        if isinstance(e, SystemExit):
+            return 0
+        print(f"dispatch hook: {e}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Talking to an interactive agent's TUI: wait until ready, paste the prompt, submit, verify it was taken.
+
+Every wait is on an observable condition with a deadline (the banner on screen, the screen changing, the
+UserPromptSubmit hook firing or the spinner appearing), polled through the runner's tmux gateway; never a
+fixed sleep standing in for an event. Text goes in only as a bracketed paste of a file (P8).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.agents.profiles import Mode, first_match
+from runner.clock import Deadline
+from runner.tmux import Tmux, TmuxError
+
+POLL_S = 0.05
+POLL_MAX_S = 0.25
+
+
+def capture(tmux: Tmux, pane: str, lines: int = 60) -> str:
+    """The visible screen plus a little scrollback, wrapped lines joined; "" when the pane is gone."""
+    try:
+        return tmux.run("capture-pane", "-p", "-J", "-t", pane, "-S", f"-{lines}").stdout
+    except TmuxError:
+        return ""
+
+
+def poll(cond: Callable[[], object], deadline: Deadline) -> object:
+    """Evaluate `cond` until it is truthy or the deadline passes; the last value either way."""
+    delay = POLL_S
+    while True:
+        v = cond()
+        if v or deadline.expired():
+            return v
+        time.sleep(deadline.cap(delay))
+        delay = min(POLL_MAX_S, delay * 1.5)
+
+
+def prompt_probe(prompt: bytes) -> str:
+    """A short piece of the prompt that a TUI echoes in its input box (first non-empty line, 24 chars)."""
+    for line in prompt.decode(errors="replace").splitlines():
+        s = " ".join(line.split())
+        if s:
+            return s[:24]
+    return ""
+
+
+def shows_prompt(screen: str, probe: str) -> bool:
+    """True when the probe text is still on screen (the input box still holds the paste)."""
+    return bool(probe) and probe in " ".join(screen.split())
+
+
+@dataclass
+class Delivery:
+    """What happened to a pasted prompt; `ok` False means the caller must say so clearly."""
+
+    ok: bool
+    step: str  # ready | pasted | submitted | retried | failed
+    message: str
+    attempts: int = 0
+    seconds: float = 0.0
+    log: list[str] = field(default_factory=list)
+
+
+def deliver_paste(
+    tmux: Tmux,
+    pane: str,
+    prompt_path: Path,
+    prompt: bytes,
+    mode: Mode,
+    submitted_marker: Path | None = None,
+    alive: Callable[[], bool] = lambda: True,
+) -> Delivery:
+    """Wait for the TUI, paste `prompt_path` bracketed, press Enter, verify; one retry of the Enter."""
+    t0 = time.monotonic()
+    log: list[str] = []
+
+    def done(ok: bool, step: str, msg: str, attempts: int = 0) -> Delivery:
+        return Delivery(ok, step, msg, attempts, round(time.monotonic() - t0, 3), log)
+
+    ready_at = Deadline(mode.ready_timeout_s)
+    seen = poll(
+        lambda: first_match(mode.ready, capture(tmux, pane)) or (not alive() and "<exited>"), ready_at
+    )
+    if not seen or seen == "<exited>":
+        last = capture(tmux, pane).strip().splitlines()[-3:]
+        why = (
+            "the agent exited" if seen == "<exited>" else f"no ready banner within {mode.ready_timeout_s:g}s"
+        )
+        return done(False, "ready", f"{why}; last screen: {' | '.join(last) or '(empty)'}")
+    log.append(f"ready: {seen!r} after {time.monotonic() - t0:.2f}s")
+    before = capture(tmux, pane)
+    probe = prompt_probe(prompt)
+    tmux.paste_file(pane, str(prompt_path), buffer="dk-" + secrets.token_hex(6), bracketed=True)
+    # the paste is in the TUI once the screen changed (the text or a "[Pasted text]" chip appeared)
+    poll(lambda: capture(tmux, pane) != before, Deadline(min(5.0, mode.submit_timeout_s)))
+    log.append(f"pasted {len(prompt)} bytes")
+
+    def taken() -> str | None:
+        if submitted_marker is not None and submitted_marker.exists():
+            return "UserPromptSubmit hook fired"
+        screen = capture(tmux, pane)
+        hit = first_match(mode.working, screen)
+        if hit:
+            return f"working: {hit!r}"
+        if not alive():
+            return "agent ended"
+        return None
+
+    for attempt in (1, 2):
+        tmux.send_key(pane, "Enter")
+        got = poll(taken, Deadline(mode.submit_timeout_s / 2))
+        if got:
+            log.append(f"submitted ({got}) on attempt {attempt}")
+            return done(True, "submitted" if attempt == 1 else "retried", str(got), attempt)
+        screen = capture(tmux, pane)
+        log.append(f"attempt {attempt}: not taken; prompt still in input box: {shows_prompt(screen, probe)}")
+    last = capture(tmux, pane).strip().splitlines()[-3:]
+    return done(
+        False,
+        "failed",
+        f"prompt pasted but not taken after Enter and one retry ({mode.submit_timeout_s:g}s); "
+        f"last screen: {' | '.join(last) or '(empty)'}",
+        2,
+    )
+
+
+def needs_input(tmux: Tmux, pane: str, patterns: Sequence[str]) -> str | None:
+    """The screen line that shows the agent waiting for an answer, or None."""
+    if not patterns:
+        return None
+    screen = capture(tmux, pane, lines=15)
+    # only the bottom of the screen counts: an old answered question scrolled up is not a new one
+    tail = "\n".join(screen.rstrip("\n").splitlines()[-12:])
+    return first_match(patterns, tail)

@@ -1,0 +1,204 @@
+"""Turn (profile, mode, prompt, model, extra args) into the exact argv the runner will execute.
+
+Pure: no files are written here, so the whole decision can be unit-tested and a refused run creates
+nothing. The helpers it may put in front of the agent are ours and tiny: `runner.agents.tee` (Codex
+JSONL events -> heartbeat + thread id) and `runner.agents.launch` (prompt on stdin, then exec: same PID).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.agents.profiles import Profile, ProfileError, expand
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+# one argv element may hold at most MAX_ARG_STRLEN (128 KiB on Linux); stay well below it
+MAX_ARGV_PROMPT = 100_000
+
+
+class PlanError(ValueError):
+    """A run that cannot be planned; `code` is a contract error code (exit 2)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class AgentPaths:
+    """Our per-task files under STATE_DIR/agents/<task_id>/ (never the runner's task dir)."""
+
+    root: Path
+
+    @property
+    def prompt(self) -> Path:
+        return self.root / "prompt"
+
+    @property
+    def settings(self) -> Path:
+        return self.root / "claude-settings.json"
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def thread_id(self) -> Path:
+        return self.root / "thread_id"
+
+    @property
+    def session_id(self) -> Path:
+        return self.root / "session_id"
+
+    @property
+    def submitted(self) -> Path:
+        return self.root / "submitted.json"
+
+    @property
+    def attention(self) -> Path:
+        return self.root / "attention.json"
+
+    @property
+    def meta(self) -> Path:
+        return self.root / "meta.json"
+
+
+@dataclass
+class Plan:
+    """What to start and what to do after: the argv, and whether the prompt is pasted into a TUI."""
+
+    agent: str
+    mode: str
+    argv: list[str]
+    prompt_delivery: str
+    model: str | None
+    settings: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def python_cmd() -> list[str]:
+    """How our helper modules are run inside the pane (the interpreter running us, absolute)."""
+    return [sys.executable or "python3"]
+
+
+def prompt_text(data: bytes, limit: int = MAX_ARGV_PROMPT) -> str:
+    """The prompt as one argv element, byte for byte (surrogateescape round-trips any non-UTF-8 byte)."""
+    if b"\0" in data:
+        raise PlanError("bad_prompt_file", "the prompt contains a NUL byte, which an argv cannot carry")
+    if len(data) > limit:
+        raise PlanError(
+            "bad_prompt_file",
+            f"the prompt is {len(data)} bytes, too long for one argument (max {limit}); "
+            "use a profile whose prompt is 'stdin', 'file' or 'paste'",
+        )
+    return os.fsdecode(data)
+
+
+def check_model(profile: Profile, model: str | None) -> None:
+    """The profile's own model rule (the runner applies DISPATCH_MODELS on top, before anything is made)."""
+    if model is None:
+        return
+    if not profile.model_args:
+        raise PlanError("model_not_allowed", f"agent {profile.name!r} takes no model flag")
+    if not profile.model_allowed(model):
+        raise PlanError(
+            "model_not_allowed",
+            f"model {model!r} is not one agent {profile.name!r} accepts ({' | '.join(profile.models_allowed)})",
+        )
+
+
+def hook_command(kind: str, agent_dir: Path) -> str:
+    """A robust sh one-liner for one Claude Code hook: our module, never failing the agent."""
+    py = " ".join(shlex.quote(x) for x in python_cmd())
+    return (
+        f"PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} "
+        f"{py} -m runner.agents.hook {kind} --agent-dir {shlex.quote(str(agent_dir))} >/dev/null 2>&1 || true"
+    )
+
+
+def claude_settings(agent_dir: Path) -> dict[str, Any]:
+    """The --settings document: hooks that beat the heartbeat, record the session, and write the result."""
+
+    def one(kind: str, matcher: str | None = None) -> list[dict[str, Any]]:
+        entry: dict[str, Any] = {"hooks": [{"type": "command", "command": hook_command(kind, agent_dir)}]}
+        if matcher is not None:
+            entry["matcher"] = matcher
+        return [entry]
+
+    return {
+        "hooks": {
+            "SessionStart": one("session"),
+            "UserPromptSubmit": one("submitted"),
+            "PreToolUse": one("heartbeat", "*"),
+            "PostToolUse": one("heartbeat", "*"),
+            "Notification": one("attention"),
+            "Stop": one("result"),
+        }
+    }
+
+
+def build(
+    profile: Profile,
+    *,
+    prompt: bytes,
+    paths: AgentPaths,
+    mode: str | None = None,
+    model: str | None = None,
+    extra: Sequence[str] = (),
+    resume_id: str | None = None,
+) -> Plan:
+    """The plan for a fresh run (resume_id None) or a native resume (resume_id given)."""
+    check_model(profile, model)
+    mode_name, m = profile.mode(mode)
+    values: dict[str, Any] = {
+        "binary": profile.binary,
+        "model": model,
+        "model_args": expand(profile.model_args, {"model": model}) if model else [],
+        "extra": list(extra),
+        "prompt_file": str(paths.prompt),
+        "settings": str(paths.settings) if profile.hooks == "claude" else None,
+    }
+    delivery = m.prompt
+    template = m.argv
+    if resume_id is not None:
+        if not profile.resume_argv:
+            raise PlanError("not_supported", f"agent {profile.name!r} has no native resume")
+        template = profile.resume_argv
+        values[profile.resume_id] = resume_id
+        delivery = "argv" if "{prompt}" in template else "file"
+    if delivery == "argv":
+        values["prompt"] = prompt_text(prompt)
+    try:
+        argv = expand(template, values)
+    except ProfileError as e:
+        raise PlanError("bad_usage", str(e)) from None
+    if not argv or not argv[0]:
+        raise PlanError(
+            "bad_argv", f"agent {profile.name!r} needs a command: run --agent {profile.name} -- ARGV..."
+        )
+    notes: list[str] = []
+    if delivery == "stdin":
+        argv = [*python_cmd(), "-m", "runner.agents.launch", "--stdin-prompt", "--", *argv]
+        notes.append("prompt on stdin (runner.agents.launch execs the agent: same PID)")
+    if profile.events == "codex-jsonl":
+        argv = [
+            *python_cmd(), "-m", "runner.agents.tee",
+            "--events", str(paths.events), "--thread-file", str(paths.thread_id), "--", *argv,
+        ]  # fmt: skip
+        notes.append("JSONL events teed: each one beats the heartbeat; thread id kept for resume")
+    settings = claude_settings(paths.root) if profile.hooks == "claude" else None
+    return Plan(
+        agent=profile.name,
+        mode=mode_name,
+        argv=argv,
+        prompt_delivery=delivery,
+        model=model,
+        settings=settings,
+        notes=notes,
+    )
