@@ -239,15 +239,7 @@ class Runner:
             self.tmux.pipe_pane(pane.id, pipe_cmd)
         except TmuxError:
             pass  # best effort: completion never depends on the log (P3)
-        try:
-            fd = os.open(go, os.O_WRONLY | os.O_NONBLOCK)
-            try:
-                os.write(fd, b"go\n")
-            finally:
-                os.close(fd)
-        except OSError as e:
-            if e.errno != errno.ENXIO:
-                raise
+        _write_fifo(go, b"go\n", Deadline(HANDSHAKE_TIMEOUT))
         # report running (or already terminal) rather than a transient starting
         dl = Deadline(5.0)
         while not dl.expired():
@@ -415,3 +407,20 @@ def _read_line(fd: int, dl: Deadline) -> str:
         else:
             select.select([], [], [], dl.cap(0.01))  # writer not there yet / closed: brief back-off
     return buf.decode(errors="replace").strip()
+
+
+def _write_fifo(path: Path, data: bytes, dl: Deadline) -> bool:
+    """Write to a FIFO once its reader is there (ENXIO until then), within the deadline."""
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO or dl.expired():
+                return False
+            select.select([], [], [], dl.cap(0.01))
+            continue
+        try:
+            os.write(fd, data)
+            return True
+        finally:
+            os.close(fd)

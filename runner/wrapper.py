@@ -167,9 +167,8 @@ class Wrapper:
         finally:
             os.close(fd)
 
-    def wait_go(self, wake_r: int) -> str:
-        """Wait for "go" (or a stop/hangup, or the handshake deadline). Returns go|stop|hup|timeout."""
-        fd = os.open(self.p("ctl.go"), os.O_RDONLY | os.O_NONBLOCK)
+    def wait_go(self, wake_r: int, fd: int) -> str:
+        """Wait for "go" on `fd` (or a stop/hangup, or the handshake deadline): go|stop|hup|timeout."""
         dl = Deadline(HANDSHAKE_TIMEOUT)
         buf = b""
         try:
@@ -247,8 +246,10 @@ class Wrapper:
             started_at=wall(),
         )
         try:
+            # open "go" for reading before acking, so the CLI's write always finds a reader
+            go_fd = os.open(self.p("ctl.go"), os.O_RDONLY | os.O_NONBLOCK)
             self.ack(f"spawned {pid} {self.agent.start}")
-            outcome = self.wait_go(wake_r)
+            outcome = self.wait_go(wake_r, go_fd)
         except OSError as e:
             outcome = f"handshake failed: {e}"
         if outcome != "go":
