@@ -1,8 +1,7 @@
-"""How runner.agents talks to the runner: contract v1 verbs (`dispatch VERB --json ...`) as a subprocess.
-
-The contract is the runner's stable surface, so this works whatever the runner's internals look like;
-`DISPATCH_CMD` (a shell-word command prefix) points it at another implementation. tmux access for the
-pane (capture, paste) goes through the runner's gateway, runner.tmux.Tmux, on the runner's socket.
+"""How runner.agents talks to the runner: its in-process API (runner.tasks.Runner), or, when
+`DISPATCH_CMD` names another implementation (a shell-word command prefix), contract v1 verbs
+(`CMD VERB --json ...`) as subprocesses. Both give the same documents and the same error codes.
+tmux access for the pane (capture, paste) goes through the runner's gateway, runner.tmux.Tmux.
 """
 
 from __future__ import annotations
@@ -50,6 +49,23 @@ class Runner:
         self.env = dict(os.environ if env is None else env)
         self.cfg = config.load(self.env)
         self.cmd = dispatch_cmd(self.env)
+        self._inproc: Any = None
+        if not self.env.get("DISPATCH_CMD"):
+            try:
+                from runner.tasks import Runner as TasksRunner
+
+                self._inproc = TasksRunner(self.cfg, env=self.env)
+            except ImportError:
+                self._inproc = None
+
+    def _api(self, verb: str, *args: Any) -> Any:
+        """One in-process call with DispatchError mapped to RunnerError (same codes and exit statuses)."""
+        from runner.errors import DispatchError
+
+        try:
+            return getattr(self._inproc, verb)(*args)
+        except DispatchError as e:
+            raise RunnerError(e.code, e.message, e.exit_status) from None
 
     # -- verbs -----------------------------------------------------------------------------------
 
