@@ -66,7 +66,9 @@ def ensure_engine(install: bool = True, timeout: float = 90.0):  # -> docker.Doc
     try:
         import docker  # noqa: F401
     except ImportError as e:
-        raise EngineUnavailable("python package 'docker' missing (pip install 'dispatch-kit[containers]')") from e
+        raise EngineUnavailable(
+            "python package 'docker' missing (pip install 'dispatch-kit[containers]')"
+        ) from e
     if ping():
         return _client()
     if os.environ.get("DOCKER_HOST"):
@@ -85,7 +87,9 @@ def ensure_engine(install: bool = True, timeout: float = 90.0):  # -> docker.Doc
             return _client()
         time.sleep(delay)  # polling a socket that has no readiness event, bounded by the deadline
         delay = min(delay * 2, 1.0)
-    raise EngineUnavailable(f"dockerd did not answer within {timeout:.0f}s (see {cache_dir() / 'dockerd.log'})")
+    raise EngineUnavailable(
+        f"dockerd did not answer within {timeout:.0f}s (see {cache_dir() / 'dockerd.log'})"
+    )
 
 
 def unavailable_reason() -> str | None:
@@ -100,4 +104,6 @@ def unavailable_reason() -> str | None:
 if __name__ == "__main__":
     c = ensure_engine()
     v = c.version()
-    print(f"docker engine {v.get('Version')} ({v.get('Os')}/{v.get('Arch')}), storage {c.info().get('Driver')}")
+    print(
+        f"docker engine {v.get('Version')} ({v.get('Os')}/{v.get('Arch')}), storage {c.info().get('Driver')}"
+    )

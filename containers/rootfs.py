@@ -23,7 +23,7 @@ ROOTFS_FORMAT = "1"  # bump when the way a tarball is made changes
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 # Installed by debootstrap itself (offline Dockerfile layer afterwards): interpreter + venv for the kit,
-# tmux under test, ps/kill, unshare/losetup/mount for injectors, gcc for the clock shim, zsh for the
+# tmux under test, ps/kill/lsof, unshare/losetup/mount/mkfs.ext4 for injectors, gcc for the clock shim, zsh for the
 # macOS-like profile's login shell.
 PACKAGES: tuple[str, ...] = (
     "python3",
@@ -35,6 +35,8 @@ PACKAGES: tuple[str, ...] = (
     "gcc",
     "libc6-dev",
     "zsh",
+    "e2fsprogs",
+    "lsof",
 )
 
 

@@ -14,11 +14,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 from containers.paths import REPO_ROOT, cache_dir
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 # Copied into every image: what `import runner`/`pytest tests` need. ruff/matplotlib stay on the host.
 EXTRAS = ("test",)

@@ -1,0 +1,7 @@
+"""`python -m containers ...`."""
+
+import sys
+
+from containers.cli import main
+
+sys.exit(main())
