@@ -130,6 +130,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 "reason": info.reason,
             }
             item.user_properties.append((PROP + "check", meta))
+            item.extra_keyword_matches.add(meta["check_id"])  # so `-k P05.partial-result` selects
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""P5: a result file is only read when complete; partial, empty or invalid is never success."""
+
+from __future__ import annotations
+
+import json
+
+from conformance.context import Ctx
+from conformance.harness import TERMINAL
+from conformance.registry import check
+
+RESULT = {"answer": 42, "summary": "conformance " * 40, "files": ["a.py", "b.py"], "ok": True}
+DOC = json.dumps(RESULT)
+
+
+def _run(dispatch: Ctx, *flags: str):
+    agent = dispatch.agent("--result", DOC, *flags)
+    tid = dispatch.run_agent(agent)
+    poll = dispatch.impl.wait_for_state(tid, TERMINAL, 25, interval=0.05)
+    assert poll.matched, f"task still {poll.state!r} after 25s"
+    for _, task in poll.tasks:
+        if task.get("state") == "succeeded":
+            assert task.get("result") == RESULT, f"succeeded with a partial result: {str(task.get('result'))[:80]!r}"
+    return agent, poll
+
+
+@check(
+    id="P05.partial-result.chunked",
+    level="MUST",
+    pitfall="P05",
+    reason="read the result only after the agent exited (or retry until it parses as a whole); a result "
+    "written in chunks must be reported complete",
+)
+def test_chunked_result_reported_complete(dispatch: Ctx) -> None:
+    _, poll = _run(dispatch, "--result-mode", "chunked", "--result-chunks", "4", "--result-pause", "0.4")
+    assert poll.state == "succeeded", (
+        f"a result written in 4 chunks then exit 0: state {poll.state!r} (reason {poll.task.get('reason')!r})"
+    )
+    assert poll.task["result"] == RESULT, f"result {str(poll.task['result'])[:80]!r} is not the complete document"
+
+
+@check(
+    id="P05.partial-result.truncated",
+    level="MUST",
+    pitfall="P05",
+    reason="a result file that is not complete valid JSON makes the task failed (invalid_result), never succeeded",
+)
+def test_truncated_result_is_not_success(dispatch: Ctx) -> None:
+    _, poll = _run(dispatch, "--result-mode", "truncated")
+    assert not poll.saw("succeeded"), f"a truncated result was reported succeeded (states {poll.states})"
+    assert poll.state == "failed", f"truncated result + exit 0: state {poll.state!r}, expected failed"
+    assert poll.task.get("result") is None, "a truncated result was reported as the result"
+
+
+@check(
+    id="P05.partial-result.empty",
+    level="MUST",
+    pitfall="P05",
+    reason="an empty result file makes the task failed (invalid_result), never succeeded",
+)
+def test_empty_result_is_not_success(dispatch: Ctx) -> None:
+    _, poll = _run(dispatch, "--result-mode", "empty")
+    assert not poll.saw("succeeded"), f"an empty result was reported succeeded (states {poll.states})"
+    assert poll.state == "failed", f"empty result + exit 0: state {poll.state!r}, expected failed"
+
+
+@check(
+    id="P05.result.complete",
+    level="MUST",
+    pitfall="P05",
+    reason="report a complete valid result document verbatim in `result` with state succeeded",
+)
+def test_complete_result_reported(dispatch: Ctx) -> None:
+    _, poll = _run(dispatch, "--result-mode", "atomic", "--work", "0.3")
+    assert poll.state == "succeeded", f"state {poll.state!r} (reason {poll.task.get('reason')!r})"
+    assert poll.task["result"] == RESULT, f"result {str(poll.task['result'])[:80]!r} differs from what was written"
