@@ -149,6 +149,9 @@ def from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Profile:
     if unknown:
         raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}")
     modes: dict[str, Mode] = {}
+    for key in ("modes", "model", "needs_input", "resume"):
+        if key in d and not isinstance(d[key], Mapping):
+            raise ProfileError(f"{where}: {key} must be a table")
     for mname, md in (d.get("modes") or {}).items():
         mw = f"{where} modes.{mname}"
         if mname not in ("batch", "interactive") or not isinstance(md, Mapping):
