@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from containers import rootfs, wheels
-from containers.paths import cache_dir
+from containers.paths import cache_dir, cache_lock
 from containers.platforms import Platform
 
 IMAGE_FORMAT = "1"  # bump when the layer recipe changes in a way the hashed files do not show
@@ -105,6 +105,11 @@ def _hash_tree(h, root: Path) -> None:
 
 def platform_image(client, p: Platform, log: Log = _log, force: bool = False) -> BuildResult:
     """Build (or find) the image of one platform; timings per step for the report."""
+    with cache_lock(f"image-{p.name}"), cache_lock(f"base-{p.suite}"):
+        return _platform_image(client, p, log, force)
+
+
+def _platform_image(client, p: Platform, log: Log, force: bool) -> BuildResult:
     t0 = time.monotonic()
     steps: dict[str, float] = {}
     base_tag, base_key, _ = base_image(client, p.suite, log=log)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from containers.paths import cache_dir
+from containers.paths import cache_dir, cache_lock
 
 ROOTFS_FORMAT = "1"  # bump when the way a tarball is made changes
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -80,6 +80,15 @@ def ensure_rootfs(
     out = rootfs_path(suite, packages)
     if out.exists():
         return out
+    with cache_lock(f"rootfs-{suite}"):
+        if out.exists():  # made by whoever held the lock before us
+            return out
+        return _debootstrap(suite, packages, mirror, log, out)
+
+
+def _debootstrap(
+    suite: str, packages: tuple[str, ...], mirror: str | None, log: Callable[[str], None], out: Path
+) -> Path:
     if shutil.which("debootstrap") is None:
         raise RuntimeError("debootstrap is not installed (apt-get install -y debootstrap)")
     out.parent.mkdir(parents=True, exist_ok=True)

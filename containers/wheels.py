@@ -122,28 +122,20 @@ def copy_source(dest: Path, root: Path = REPO_ROOT) -> Path:
 
 
 def build_kit_wheel(out_dir: Path, source: Path) -> Path:
-    """`pip wheel --no-deps` of the source copy (build isolation off: no index needed)."""
+    """`pip wheel --no-deps` of the source copy: with build isolation (setuptools + wheel from the index
+    or pip's cache), falling back to the venv's own setuptools when no index answers."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "-w",
-            str(out_dir),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=source,
-    )
-    if r.returncode != 0:
-        raise RuntimeError("building the kit wheel failed: " + r.stderr.strip()[-400:])
+    base = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check"]
+    errors = []
+    for extra in ([], ["--no-build-isolation"]):
+        r = subprocess.run(
+            [*base, *extra, "-w", str(out_dir), str(source)], capture_output=True, text=True, cwd=source
+        )
+        if r.returncode == 0:
+            break
+        errors.append(r.stderr.strip()[-300:])
+    else:
+        raise RuntimeError("building the kit wheel failed: " + " | ".join(errors))
     wheels = sorted(out_dir.glob("dispatch_kit-*.whl"))
     if not wheels:
         raise RuntimeError("building the kit wheel produced no dispatch_kit-*.whl")
