@@ -1,0 +1,147 @@
+"""Helpers shared by the runner's tests (no tests here): run `dispatch` against a sandbox, wait on state."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conformance.isolation import Sandbox
+
+PY = sys.executable
+REPO = str(Path(__file__).resolve().parent.parent)
+FAST = {"DISPATCH_STALE_AFTER_S": "0", "DISPATCH_GRACE_S": "0.5"}
+
+
+@dataclass
+class Res:
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def doc(self) -> Any:
+        return json.loads(self.out)
+
+
+def dispatch(
+    sb: Sandbox, verb: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> Res:
+    """Run `python -m runner.cli VERB --json ARGS...` in the sandbox environment."""
+    e = sb.env(**FAST)
+    e["PYTHONPATH"] = REPO
+    if env:
+        e.update(env)
+    cp = subprocess.run(
+        [PY, "-m", "runner.cli", verb, "--json", *args],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=timeout,
+        cwd=str(sb.workdir),
+    )
+    return Res(cp.returncode, cp.stdout, cp.stderr)
+
+
+def prompt(sb: Sandbox, data: bytes = b"do the thing\n", name: str = "prompt.txt") -> str:
+    p = sb.workdir / name
+    p.write_bytes(data)
+    return str(p)
+
+
+def start(sb: Sandbox, task_id: str, *argv: str, env: dict[str, str] | None = None, extra: tuple = ()) -> Res:
+    r = dispatch(
+        sb,
+        "start",
+        "--task-id",
+        task_id,
+        "--cwd",
+        str(sb.workdir),
+        "--prompt-file",
+        prompt(sb),
+        *extra,
+        "--",
+        *argv,
+        env=env,
+    )
+    return r
+
+
+def start_ok(
+    sb: Sandbox, task_id: str, *argv: str, env: dict[str, str] | None = None, extra: tuple = ()
+) -> dict:
+    r = start(sb, task_id, *argv, env=env, extra=extra)
+    assert r.rc == 0, (r.out, r.err)
+    return r.doc
+
+
+def pyagent(code: str) -> list[str]:
+    """An inline Python agent (until/besides fake agents): argv for `python -c CODE`."""
+    return [PY, "-c", code]
+
+
+def wait_done(sb: Sandbox, task_id: str, timeout: float = 20) -> dict:
+    r = dispatch(sb, "wait", task_id, "--timeout", str(timeout))
+    assert r.rc == 0, (r.rc, r.out, r.err)
+    return r.doc
+
+
+def status(sb: Sandbox, task_id: str) -> dict:
+    r = dispatch(sb, "status", task_id)
+    assert r.rc == 0, (r.out, r.err)
+    return r.doc
+
+
+def wait_for(pred, timeout: float = 10.0, what: str = "condition"):
+    """Poll `pred` until truthy or fail after the deadline (an event wait, not a fixed sleep)."""
+    end = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(0.1, delay * 1.5)
+
+
+def wait_state(sb: Sandbox, task_id: str, state: str, timeout: float = 10.0) -> dict:
+    return wait_for(
+        lambda: (lambda d: d if d["state"] == state else None)(status(sb, task_id)), timeout, state
+    )
+
+
+def settle(sb: Sandbox, timeout: float = 10.0) -> None:
+    """Wait until nothing of the sandbox runs any more (the tmux server exits after its last session)."""
+    wait_for(lambda: not sb.leaks(), timeout, "no processes left: " + ", ".join(map(str, sb.leaks())))
+
+
+def tmux(sb: Sandbox, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["tmux", "-S", str(sb.socket), *args], capture_output=True, text=True, timeout=5)
+
+
+def sessions(sb: Sandbox) -> list[str]:
+    cp = tmux(sb, "list-sessions", "-F", "#{session_name}")
+    return cp.stdout.split() if cp.returncode == 0 else []
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def tree_files(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    return {str(p.relative_to(path)) for p in path.rglob("*")}
+
+
+__all__ = [name for name in dir() if not name.startswith("_") and name not in ("annotations",)]
