@@ -29,7 +29,9 @@ def test_done_marker_in_output_is_ignored(dispatch: Ctx) -> None:
     bound = 1.5 + 15 + dispatch.knobs.crash_bound
     poll = dispatch.impl.wait_for_state(tid, TERMINAL, bound, interval=0.1)
     assert poll.matched, f"the agent died by SIGKILL, status still {poll.state!r}"
-    assert not poll.saw("succeeded"), f"reported succeeded from the output's done marker (states {poll.states})"
+    assert not poll.saw("succeeded"), (
+        f"reported succeeded from the output's done marker (states {poll.states})"
+    )
     assert poll.state == "crashed", (
         f"agent printed __TASK_DONE__ then died by SIGKILL: state {poll.state!r} "
         f"(reason {poll.task.get('reason')!r}), expected crashed"
@@ -48,7 +50,14 @@ def test_done_marker_in_output_is_ignored(dispatch: Ctx) -> None:
 def test_log_is_plain_utf8(dispatch: Ctx) -> None:
     nonce = secrets.token_hex(4)
     agent = dispatch.agent(
-        "--print", f"BEGIN-{nonce}", "--ansi-flood", "20000", "--split-utf8", "--crlf", "--print", f"END-{nonce}"
+        "--print",
+        f"BEGIN-{nonce}",
+        "--ansi-flood",
+        "20000",
+        "--split-utf8",
+        "--crlf",
+        "--print",
+        f"END-{nonce}",
     )
     tid = dispatch.run_agent(agent)
     task = dispatch.impl.wait(tid, 20)
@@ -59,7 +68,9 @@ def test_log_is_plain_utf8(dispatch: Ctx) -> None:
     except UnicodeDecodeError as e:
         raise AssertionError(f"`logs` output is not UTF-8: {e}") from None
     bad = CONTROL.search(text)
-    assert bad is None, f"log holds control/escape characters: {text[max(0, bad.start() - 20) : bad.end() + 20]!r}"
+    assert bad is None, (
+        f"log holds control/escape characters: {text[max(0, bad.start() - 20) : bad.end() + 20]!r}"
+    )
     assert "\r" not in text, "log holds CR (CRLF not normalised)"
     assert f"END-{nonce}" in text, "the last printed line is missing from the log"
     assert SPLIT_TEXT in text, "multi-byte characters written byte by byte are garbled in the log"
@@ -102,7 +113,11 @@ def test_output_captured_from_first_byte(dispatch: Ctx) -> None:
     tid = dispatch.run_agent(agent)
     dispatch.impl.wait(tid, 20)
     text = dispatch.impl.logs(tid)["text"]
-    assert f"FIRST-{nonce}" in text, f"the agent's first line (printed at once) is missing from the log: {text[:120]!r}"
+    assert f"FIRST-{nonce}" in text, (
+        f"the agent's first line (printed at once) is missing from the log: {text[:120]!r}"
+    )
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    assert first.strip() == f"FIRST-{nonce}", f"the log does not start with the agent's first line: {first[:80]!r}"
+    assert first.strip() == f"FIRST-{nonce}", (
+        f"the log does not start with the agent's first line: {first[:80]!r}"
+    )
     time.sleep(0)  # nothing to wait for: the task ended and the log is final

@@ -19,7 +19,9 @@ def _run(dispatch: Ctx, *flags: str):
     assert poll.matched, f"task still {poll.state!r} after 25s"
     for _, task in poll.tasks:
         if task.get("state") == "succeeded":
-            assert task.get("result") == RESULT, f"succeeded with a partial result: {str(task.get('result'))[:80]!r}"
+            assert task.get("result") == RESULT, (
+                f"succeeded with a partial result: {str(task.get('result'))[:80]!r}"
+            )
     return agent, poll
 
 
@@ -35,7 +37,9 @@ def test_chunked_result_reported_complete(dispatch: Ctx) -> None:
     assert poll.state == "succeeded", (
         f"a result written in 4 chunks then exit 0: state {poll.state!r} (reason {poll.task.get('reason')!r})"
     )
-    assert poll.task["result"] == RESULT, f"result {str(poll.task['result'])[:80]!r} is not the complete document"
+    assert poll.task["result"] == RESULT, (
+        f"result {str(poll.task['result'])[:80]!r} is not the complete document"
+    )
 
 
 @check(
@@ -72,4 +76,6 @@ def test_empty_result_is_not_success(dispatch: Ctx) -> None:
 def test_complete_result_reported(dispatch: Ctx) -> None:
     _, poll = _run(dispatch, "--result-mode", "atomic", "--work", "0.3")
     assert poll.state == "succeeded", f"state {poll.state!r} (reason {poll.task.get('reason')!r})"
-    assert poll.task["result"] == RESULT, f"result {str(poll.task['result'])[:80]!r} differs from what was written"
+    assert poll.task["result"] == RESULT, (
+        f"result {str(poll.task['result'])[:80]!r} differs from what was written"
+    )

@@ -1,0 +1,109 @@
+"""P6: staleness is judged on content change and a monotonic clock: wall-clock jumps and coarse file
+timestamps change nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.context import Ctx
+from conformance.harness import TERMINAL
+from conformance.registry import check
+
+JUMPS = {"forward": 3600.0, "backward": -3600.0}
+
+
+def _clocked(dispatch: Ctx):
+    """A FakeClock whose env goes to every call of the implementation, hence to its tmux server too."""
+    try:
+        from chaos.clock import FakeClock
+    except ImportError:
+        pytest.skip("injector chaos.clock.FakeClock is not available")
+    clock = FakeClock.create(dispatch.sandbox.root / "clock")
+    impl = dispatch.impl.with_env(**clock.env(dispatch.impl.env))
+    dispatch.impl = impl
+    return clock, impl
+
+
+@pytest.mark.parametrize("direction", list(JUMPS))
+@check(
+    id="P06.wall-jump.healthy",
+    level="MUST",
+    pitfall="P06",
+    reason="measure heartbeat staleness on a monotonic clock (never wall clock or mtimes); a wall-clock "
+    "jump must not kill a healthy agent",
+    needs=("heartbeat",),
+)
+def test_wall_jump_spares_healthy_agent(dispatch: Ctx, direction: str) -> None:
+    clock, impl = _clocked(dispatch)
+    with clock:
+        agent = dispatch.agent("--work", "3.0", heartbeat=0.1)
+        tid = dispatch.run_agent(agent)
+        agent.wait_for("heartbeat", 15, count=2)
+        clock.jump(JUMPS[direction])
+        poll = impl.wait_for_state(tid, TERMINAL, 20, interval=0.1)
+    assert poll.matched, f"still {poll.state!r}"
+    assert not poll.saw("hung"), f"wall clock jumped {direction} 1h: a heartbeating agent was declared hung"
+    assert poll.state == "succeeded", (
+        f"state {poll.state!r} (reason {poll.task.get('reason')!r}), expected succeeded"
+    )
+
+
+@pytest.mark.parametrize("direction", list(JUMPS))
+@check(
+    id="P06.wall-jump.hung",
+    level="MUST",
+    pitfall="P06",
+    reason="measure staleness on a monotonic clock; after a wall-clock jump a hung agent is still "
+    "declared hung after STALE+GRACE, not earlier and not never",
+    needs=("heartbeat",),
+    serial=True,
+)
+def test_wall_jump_still_detects_hang_on_time(dispatch: Ctx, direction: str) -> None:
+    clock, impl = _clocked(dispatch)
+    k = dispatch.knobs
+    with clock:
+        agent = dispatch.agent("--hang", heartbeat=0.1)
+        tid = dispatch.run_agent(agent)
+        agent.wait_for("hang", 15)
+        clock.jump(JUMPS[direction])
+        poll = impl.wait_for_state(tid, TERMINAL, k.hung_bound + 1.0, interval=0.05)
+    last = agent.all("heartbeat")[-1].mono
+    assert poll.matched, f"wall clock jumped {direction} 1h: a hung agent is still {poll.state!r}"
+    assert poll.state == "hung", f"state {poll.state!r} (reason {poll.task.get('reason')!r}), expected hung"
+    since = poll.matched_at - last
+    dispatch.latency("last heartbeat->hung (minus stale+grace)", since - k.stale - k.grace)
+    assert since >= k.stale + k.grace - 0.05, (
+        f"declared hung {since:.2f}s after the last heartbeat: too early"
+    )
+    assert since <= k.hung_bound, (
+        f"declared hung {since:.2f}s after the last heartbeat (bound {k.hung_bound:.1f}s)"
+    )
+
+
+@check(
+    id="P06.coarse-mtime.not-hung",
+    level="MUST",
+    pitfall="P06",
+    reason="judge heartbeat staleness by the file's content changing, not its mtime: on a filesystem "
+    "with 1-second timestamps a 5/s heartbeat is alive",
+    needs=("heartbeat",),
+)
+def test_coarse_timestamps_do_not_hang(dispatch: Ctx) -> None:
+    try:
+        from chaos.fs import coarse_timestamps_dir
+    except ImportError:
+        pytest.skip("injector chaos.fs.coarse_timestamps_dir is not available")
+    # stale+grace (0.8 s) below the 1 s timestamp granularity: mtime-based staleness fails here
+    with coarse_timestamps_dir(parent=dispatch.sandbox.root) as coarse:
+        state_dir = coarse / "state"
+        impl = dispatch.make_impl(dispatch.knobs.but(stale=0.5, grace=0.3), DISPATCH_STATE_DIR=str(state_dir))
+        dispatch.impl = impl
+        agent = dispatch.agent("--work", "2.5", heartbeat=0.2)
+        tid = dispatch.run_agent(agent)
+        poll = impl.wait_for_state(tid, TERMINAL, 25, interval=0.1)
+        impl.run("stop", tid, strict=False)  # end it before the filesystem goes away
+    assert poll.matched, f"still {poll.state!r}"
+    assert not poll.saw("hung"), "a 5/s heartbeat on a 1-second-timestamp filesystem was declared hung"
+    assert poll.state == "succeeded", (
+        f"state {poll.state!r} (reason {poll.task.get('reason')!r}), expected succeeded"
+    )

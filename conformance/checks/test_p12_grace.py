@@ -1,0 +1,86 @@
+"""P12 (and P6's core): staleness, grace and result races decided in the right order."""
+
+from __future__ import annotations
+
+from conformance.context import Ctx, wait_until
+from conformance.harness import TERMINAL
+from conformance.registry import check
+
+
+@check(
+    id="P12.finish-in-grace.succeeded",
+    level="MUST",
+    pitfall="P12",
+    reason="after the heartbeat goes stale, wait the whole grace period and check exit/result first on "
+    "every pass; an agent finishing inside the grace is succeeded, not hung",
+    needs=("heartbeat",),
+    serial=True,
+)
+def test_finish_inside_grace_is_success(dispatch: Ctx) -> None:
+    dispatch.set_knobs(stale=0.6, grace=2.0)
+    # 3 beats at 0.1 s, then silence; finishes ~1.4 s after start: stale from ~0.9 s, grace until ~2.9 s
+    agent = dispatch.agent("--beats", "3", "--work", "1.4", "--result-mode", "atomic", heartbeat=0.1)
+    tid = dispatch.run_agent(agent)
+    poll = dispatch.impl.wait_for_state(tid, TERMINAL, 20, interval=0.1)
+    assert poll.matched, f"still {poll.state!r}"
+    assert poll.state == "succeeded", (
+        f"agent finished inside the grace period with a result: state {poll.state!r} "
+        f"(reason {poll.task.get('reason')!r}), expected succeeded"
+    )
+    assert poll.task.get("result") == {"ok": True}, f"result {poll.task.get('result')!r}"
+
+
+@check(
+    id="P12.result-then-silence.succeeded",
+    level="MUST",
+    pitfall="P12",
+    reason="a complete result suspends staleness; if the agent lingers GRACE after its result, end it "
+    "and record succeeded (completed_by_result), not hung",
+    needs=("heartbeat",),
+)
+def test_result_then_silence_is_success(dispatch: Ctx) -> None:
+    agent = dispatch.agent(
+        "--beats", "3", "--result-mode", "atomic", "--result-at", "0.2", "--work", "60", heartbeat=0.1
+    )
+    tid = dispatch.run_agent(agent)
+    agent.wait_for("result", 10)
+    bound = dispatch.knobs.hung_bound + 2
+    poll = dispatch.impl.wait_for_state(tid, TERMINAL, bound, interval=0.1)
+    assert not poll.saw("hung"), f"an agent with a complete result was declared hung (states {poll.states})"
+    assert poll.matched, f"agent wrote its result then lingered: still {poll.state!r} after {bound:.1f}s"
+    assert poll.state == "succeeded", (
+        f"state {poll.state!r} (reason {poll.task.get('reason')!r}), expected succeeded"
+    )
+    assert poll.task.get("result") == {"ok": True}, f"result {poll.task.get('result')!r}"
+    gone, _ = wait_until(lambda: not agent.processes(), dispatch.knobs.cleanup_bound)
+    assert gone, "the lingering agent was not ended"
+
+
+@check(
+    id="P12.hung.detected",
+    level="MUST",
+    pitfall="P12",
+    reason="judge staleness by the heartbeat's content changing, on a monotonic clock; after STALE+GRACE "
+    "with no result, kill the agent and record hung",
+    needs=("heartbeat",),
+    serial=True,
+)
+def test_hung_agent_detected_on_time(dispatch: Ctx) -> None:
+    agent = dispatch.agent("--hang", heartbeat=0.1)
+    tid = dispatch.run_agent(agent)
+    agent.wait_for("hang", 15)
+    k = dispatch.knobs
+    poll = dispatch.impl.wait_for_state(tid, TERMINAL, k.hung_bound + 1.0, interval=0.05)
+    last = agent.all("heartbeat")[-1].mono
+    assert poll.matched, f"agent stopped heartbeating: still {poll.state!r} {k.hung_bound:.1f}s later"
+    assert poll.state == "hung", f"state {poll.state!r} (reason {poll.task.get('reason')!r}), expected hung"
+    since = poll.matched_at - last
+    dispatch.latency("last heartbeat->hung (minus stale+grace)", since - k.stale - k.grace)
+    assert since >= k.stale + k.grace - 0.05, (
+        f"declared hung {since:.2f}s after the last heartbeat, before stale+grace"
+    )
+    assert since <= k.hung_bound, (
+        f"declared hung {since:.2f}s after the last heartbeat (bound {k.hung_bound:.1f}s)"
+    )
+    gone, _ = wait_until(lambda: not agent.processes(), k.cleanup_bound)
+    assert gone, "the hung agent was not killed"
