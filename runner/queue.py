@@ -91,6 +91,12 @@ class Queue:
     def __init__(self, db_path: str | Path, timeout: float = 10.0) -> None:
         self.path = Path(db_path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:  # the runner's own tables first, by the runner's own code, so its readers never see a bare file
+            from runner.store import Store
+
+            Store(self.path).close()
+        except ImportError:
+            pass
         self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")

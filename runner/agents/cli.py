@@ -574,6 +574,8 @@ def handle(args: argparse.Namespace) -> int:
         return _fail(args, "bad_usage", str(e), 2)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a bug: still one line and the contract's shape
+        return _fail(args, "internal", f"internal error: {type(e).__name__}: {e}", 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
