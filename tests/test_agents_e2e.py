@@ -213,3 +213,22 @@ def test_logs_follow_until_end(agents: Agents) -> None:
     p.communicate(timeout=DEADLINE)
     cp = agents("logs", "-f", "lf")
     assert cp.returncode == 0 and "hello-one" in cp.stdout and "BURST-END" in cp.stdout
+
+
+def test_interactive_paste_pipeline_byte_for_byte(agents: Agents) -> None:
+    """A user-defined TUI profile: wait for its banner, bracketed paste, Enter; the agent got exact bytes."""
+    j = agents.sb.root / "j.jsonl"
+    (agents.sb.root / "agents.toml").write_text(
+        "[agents.tui]\ndefault_mode = 'interactive'\n"
+        "[agents.tui.modes.interactive]\n"
+        f"argv = {json.dumps([*FAKE, '--journal', str(j), '--print', 'TUI READY', '--read-paste', '--work', '0.3'])}\n"
+        "prompt = 'paste'\nready = ['TUI READY']\nready_timeout_s = 30\nworking = ['never-shown']\n"
+        "submit_timeout_s = 20\n"
+    )
+    prompt = "multi\nline $(x) `y` \\ 'q' \"d\" Enter C-c ünï\n\tend".encode()
+    (agents.sb.root / "p.txt").write_bytes(prompt)
+    rc, doc = agents.json("run", "--json", "--agent", "tui", "--prompt-file", str(agents.sb.root / "p.txt"))
+    assert rc == 0, doc
+    assert doc["agent"]["delivery"]["ok"] and doc["agent"]["prompt_delivery"] == "paste"
+    pastes = [e for e in journal.all_of(journal.read(j), "input") if e.get("kind") == "paste"]
+    assert b"".join(__import__("base64").b64decode(e["b64"]) for e in pastes) == prompt

@@ -19,6 +19,8 @@ from runner.tmux import Tmux, TmuxError
 
 POLL_S = 0.05
 POLL_MAX_S = 0.25
+# a TUI that echoes the paste shows it at once; one that does not gets this long before Enter
+PASTE_SETTLE_S = 1.5
 
 
 def capture(tmux: Tmux, pane: str, lines: int = 60) -> str:
@@ -97,7 +99,7 @@ def deliver_paste(
     probe = prompt_probe(prompt)
     tmux.paste_file(pane, str(prompt_path), buffer="dk-" + secrets.token_hex(6), bracketed=True)
     # the paste is in the TUI once the screen changed (the text or a "[Pasted text]" chip appeared)
-    poll(lambda: capture(tmux, pane) != before, Deadline(min(5.0, mode.submit_timeout_s)))
+    poll(lambda: capture(tmux, pane) != before, Deadline(min(PASTE_SETTLE_S, mode.submit_timeout_s)))
     log.append(f"pasted {len(prompt)} bytes")
 
     def taken() -> str | None:
