@@ -1,1 +1,82 @@
-"""conformance/known_bad."""
+"""Miniature broken dispatchers that prove the conformance suite can fail (Bowtie style).
+
+Each entry speaks contract v1 and gets exactly ONE thing wrong (except `seed_polling`, a faithful
+rendering of the seed skills, which gets many things wrong at once). Python ones run as
+``python -m conformance.known_bad NAME VERB ...``: the reference runner with one seam replaced
+(see each module's docstring); ``seed_polling`` is a bash script.
+
+``KNOWN_BAD[name].checks`` lists the conformance check ids that must fail against it (measured by
+``tests/test_known_bad_caught.py``); ``KNOWN_BAD[name].impl`` is the command prefix (argv words).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class KnownBad:
+    """One broken implementation: how to run it, what it gets wrong, which checks must say so."""
+
+    name: str
+    pitfall: str  # "P1".."P15" (seed 000), or "seed" for seed_polling
+    description: str  # the one thing it does wrong
+    checks: tuple[str, ...] = ()  # conformance check ids that must fail against it
+    leaks: bool = False  # its flaw leaves processes behind; tests clean up by marker
+    impl: list[str] = field(default_factory=list)
+
+    @property
+    def impl_str(self) -> str:
+        """The command prefix as one shell-quoted string (the suite's `--impl` form)."""
+        return shlex.join(self.impl)
+
+
+def _py(name: str) -> list[str]:
+    return [sys.executable, "-m", "conformance.known_bad", name]
+
+
+def _kb(
+    name: str, pitfall: str, description: str, checks: tuple[str, ...] = (), leaks: bool = False
+) -> KnownBad:
+    impl = ["bash", str(HERE / "seed_polling.sh")] if name == "seed_polling" else _py(name)
+    return KnownBad(name, pitfall, description, checks, leaks, impl)
+
+
+KNOWN_BAD: dict[str, KnownBad] = {
+    k.name: k
+    for k in [
+        _kb(
+            "shell_pid",
+            "P1",
+            "launches the pane's shell and send-keys the command line; records #{pane_pid} (the shell) as agent_pid",
+        ),
+        _kb("kill0", "P2", "liveness by kill -0 alone, no start-time check: fooled by a reused PID"),
+        _kb("done_from_log", "P3", "completion read from the log text (__TASK_DONE__, 'exit code 0')"),
+        _kb("no_pipe_cleanup", "P4", "never turns pipe-pane off nor ends the pipe process", leaks=True),
+        _kb("nonatomic_read", "P5", "reads the result file once; partial or empty counts as success"),
+        _kb("mtime_clock", "P6", "staleness = wall-clock now - heartbeat file mtime"),
+        _kb("names_from_input", "P7", "session name derived from the task id/label; targets without '='"),
+        _kb("inline_send_keys", "P8", "send text with inline send-keys: key names interpreted, no paste"),
+        _kb("no_reaper", "P9", "reap does nothing; stop kills only the agent, not its tree", leaks=True),
+        _kb("bare_exec", "P10", "execs the agent as the pane's process, no wrapper: no exit record"),
+        _kb("hardcoded_tmp", "P11", "temporary files under a hard-coded /tmp, ignoring TMPDIR"),
+        _kb("no_grace", "P12", "kills as hung the moment the heartbeat is stale, no grace period"),
+        _kb("no_version_check", "P13", "never checks tmux presence/version; fails late, leaving debris"),
+        _kb("tmux_no_timeout", "P14", "tmux calls without a timeout: status hangs on a frozen server"),
+        _kb("no_allowlist", "P15", "model not checked against DISPATCH_MODELS"),
+        _kb(
+            "seed_polling",
+            "seed",
+            "the seed skills' approach in bash: names from input, send-keys into a shell, pane_pid, "
+            "kill -0, sleep-polling, done-file, __TASK_DONE__ in pane captures",
+            leaks=True,
+        ),
+    ]
+}
+
+__all__ = ["KNOWN_BAD", "KnownBad"]
