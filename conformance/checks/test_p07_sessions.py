@@ -1,0 +1,186 @@
+"""P7: session names come from a fixed prefix and a random id, never from input; every target is exact."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from conformance.context import Ctx
+from conformance.harness import TERMINAL
+from conformance.registry import check
+
+HOSTILE_LABELS = [
+    "fix: the bug",
+    "a.b:c",
+    "$(touch CANARY)",
+    "`id`; rm -rf ~",
+    "-t =dk_",
+    "'quoted' \"double\"",
+    "   spaces   ",
+    "ünïcödé 日本 🎉",
+    "#{session_name} %1 @1",
+    "x" * 128,
+]
+
+
+def _foreign(dispatch: Ctx, name: str) -> None:
+    """A session that belongs to the user, not the implementation (running a harmless sleeper)."""
+    r = dispatch.tmux(
+        "new-session", "-d", "-s", name, "--", sys.executable, "-c", "import time; time.sleep(600)"
+    )
+    assert r.returncode == 0, f"could not create foreign session {name!r}: {r.stderr.strip()}"
+
+
+def _quick(dispatch: Ctx, **kw) -> str:
+    tid = dispatch.task_id()
+    dispatch.impl.start(tid, dispatch.agent("--work", "0.2", heartbeat=None).argv, **kw)
+    return tid
+
+
+@check(
+    id="P07.label.collision",
+    level="MUST",
+    pitfall="P07",
+    reason="never derive session names from labels; two tasks with the same label get distinct sessions",
+)
+def test_same_label_distinct_sessions(dispatch: Ctx) -> None:
+    agents = [dispatch.agent("--work", "1.0") for _ in range(2)]
+    tids = [dispatch.task_id() for _ in agents]
+    docs = [dispatch.impl.start(t, a.argv, label="same label") for t, a in zip(tids, agents)]
+    assert docs[0]["session"] != docs[1]["session"], f"same label, same session {docs[0]['session']!r}"
+    for tid, agent in zip(tids, agents):
+        task = dispatch.impl.wait(tid, 20)
+        assert task["state"] == "succeeded", f"{tid}: state {task['state']!r}"
+        env = agent.wait_for("start", 5)["env"]
+        assert env.get("DISPATCH_TASK_ID") == tid, (
+            f"agent of {tid} saw DISPATCH_TASK_ID {env.get('DISPATCH_TASK_ID')!r}"
+        )
+
+
+@check(
+    id="P07.label.hostile",
+    level="MUST",
+    pitfall="P07",
+    reason="store labels verbatim and use them for nothing else: not in session names, tmux targets or shells",
+)
+def test_hostile_labels_stored_verbatim(dispatch: Ctx) -> None:
+    tids = {}
+    for label in HOSTILE_LABELS:
+        tid = dispatch.task_id()
+        call = dispatch.impl.start_call(
+            tid, dispatch.agent("--work", "0.1", heartbeat=None).argv, label=label
+        )
+        assert call.exit_code == 0, f"valid label {label!r} refused: {call.describe()}"
+        tids[tid] = label
+    for tid, label in tids.items():
+        task = dispatch.impl.wait(tid, 20)
+        assert task["label"] == label, f"label {label!r} came back as {task['label']!r}"
+        assert task["state"] == "succeeded", f"label {label!r}: state {task['state']!r}"
+        if len(label.strip()) >= 4:
+            assert label not in task["session"], f"session name {task['session']!r} is built from the label"
+    canaries = list(dispatch.sandbox.workdir.glob("CANARY*"))
+    assert not canaries, f"a label was run by a shell: {canaries}"
+
+
+@check(
+    id="P07.label.control-refused",
+    level="MUST",
+    pitfall="P07",
+    reason="refuse labels with control characters or newlines (exit 2, bad_label) before creating anything",
+)
+def test_control_label_refused(dispatch: Ctx) -> None:
+    for label in ("two\nlines", "esc\x1b[31m", "", "x" * 129):
+        tid = dispatch.task_id()
+        call = dispatch.impl.start_call(tid, dispatch.agent(heartbeat=None).argv, label=label, strict=False)
+        assert call.problem is None, call.describe()
+        assert call.exit_code == 2, f"label {label[:20]!r}: {call.describe()}, expected exit 2"
+        assert call.error_code == "bad_label", f"label {label[:20]!r}: error.code {call.error_code!r}"
+    assert dispatch.impl.list() == [], "a refused start left a task"
+    assert not dispatch.server_running(), "a refused start started a tmux server"
+
+
+@check(
+    id="P07.foreign-session.untouched",
+    level="MUST",
+    pitfall="P07",
+    reason="target sessions exactly (`=NAME`, pane ids) and reap only names that fully match your own "
+    "scheme; never touch sessions whose names merely share a prefix",
+    serial=True,
+)
+def test_foreign_sessions_untouched(dispatch: Ctx) -> None:
+    _foreign(dispatch, "user")
+    _foreign(dispatch, "dk")
+    first = dispatch.task_id()
+    doc = dispatch.impl.start(first, dispatch.agent("--work", "30").argv)
+    real = doc["session"]
+    # names a sloppy implementation confuses with its own: prefixes of a real name, and the real
+    # name extended (what a non-exact `-t NAME` matches once NAME itself is gone)
+    for name in {real[: max(1, len(real) // 3)], real[: len(real) - 2], real + "-user", real + "0"}:
+        if name != real:
+            _foreign(dispatch, name)
+    before = {n: i for n, i in dispatch.sessions().items() if n != real}
+    dispatch.impl.status(first)
+    dispatch.impl.stop(first)
+    dispatch.impl.stop(first)
+    dispatch.impl.status(first)
+    dispatch.impl.run("events", first, strict=False)
+    dispatch.impl.run("logs", first, strict=False)
+    dispatch.impl.run("reap", strict=False)
+    second = _quick(dispatch)
+    dispatch.impl.wait(second, 20)
+    dispatch.impl.stop(second)
+    dispatch.impl.list()
+    after = dispatch.sessions()
+    missing = {n for n in before if n not in after or after[n] != before[n]}
+    assert not missing, (
+        f"foreign sessions were killed or replaced: {sorted(missing)} (own session was {real!r})"
+    )
+
+
+@check(
+    id="P07.concurrent-starts.distinct",
+    level="MUST",
+    pitfall="P07",
+    reason="draw a fresh random session id per task and retry on `duplicate session`; concurrent "
+    "starts must not collide or touch other sessions",
+    serial=True,
+)
+def test_concurrent_starts(dispatch: Ctx) -> None:
+    n = 20
+    impl = dispatch.set_knobs(stale=0)  # 60 processes on 2 cores: heartbeats are not what is tested
+    _foreign(dispatch, "user-work")  # prefix look-alikes are P07.foreign-session.untouched's business
+    _foreign(dispatch, "dk")
+    before = dispatch.sessions()
+    agents = [dispatch.agent("--work", "4.0", heartbeat=None) for _ in range(n)]
+    tids = [dispatch.task_id("c") for _ in range(n)]
+    calls: dict[str, object] = {}
+
+    def go(tid: str, argv: list[str]) -> None:
+        calls[tid] = impl.start_call(tid, argv, strict=False, timeout=60)
+
+    threads = [threading.Thread(target=go, args=(t, a.argv)) for t, a in zip(tids, agents)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bad = {t: c.describe() for t, c in calls.items() if c.exit_code != 0 or c.problem}
+    assert not bad, f"{len(bad)} of {n} concurrent starts failed: {next(iter(bad.values()))}"
+    sessions = [c.doc["session"] for c in calls.values()]
+    assert len(set(sessions)) == n, f"{n} concurrent starts got {len(set(sessions))} distinct sessions"
+    dispatch.latency(f"{n} concurrent starts", time.monotonic() - t0)
+    tasks = {t["task_id"]: t for t in impl.list()}
+    assert set(tids) <= set(tasks), f"list lacks {sorted(set(tids) - set(tasks))[:3]}"
+    for tid, agent in zip(tids, agents):
+        env = agent.wait_for("start", 30)["env"]
+        assert env.get("DISPATCH_TASK_ID") == tid, (
+            f"task {tid}'s session runs the agent of {env.get('DISPATCH_TASK_ID')}"
+        )
+    after = dispatch.sessions()
+    touched = {s for s in before if after.get(s) != before[s]}
+    assert not touched, f"concurrent starts touched foreign sessions {sorted(touched)}"
+    for tid in tids:
+        task = impl.wait(tid, 60)
+        assert task["state"] in TERMINAL, f"{tid}: {task['state']}"
+        assert task["state"] == "succeeded", f"{tid}: state {task['state']!r} (reason {task['reason']!r})"
