@@ -47,9 +47,9 @@ def _quick(dispatch: Ctx, **kw) -> str:
 def test_same_label_distinct_sessions(dispatch: Ctx) -> None:
     agents = [dispatch.agent("--work", "1.0") for _ in range(2)]
     tids = [dispatch.task_id() for _ in agents]
-    docs = [dispatch.impl.start(t, a.argv, label="same label") for t, a in zip(tids, agents)]
+    docs = [dispatch.impl.start(t, a.argv, label="same label") for t, a in zip(tids, agents, strict=True)]
     assert docs[0]["session"] != docs[1]["session"], f"same label, same session {docs[0]['session']!r}"
-    for tid, agent in zip(tids, agents):
+    for tid, agent in zip(tids, agents, strict=True):
         task = dispatch.impl.wait(tid, 20)
         assert task["state"] == "succeeded", f"{tid}: state {task['state']!r}"
         env = agent.wait_for("start", 5)["env"]
@@ -159,7 +159,7 @@ def test_concurrent_starts(dispatch: Ctx) -> None:
     def go(tid: str, argv: list[str]) -> None:
         calls[tid] = impl.start_call(tid, argv, strict=False, timeout=60)
 
-    threads = [threading.Thread(target=go, args=(t, a.argv)) for t, a in zip(tids, agents)]
+    threads = [threading.Thread(target=go, args=(t, a.argv)) for t, a in zip(tids, agents, strict=True)]
     t0 = time.monotonic()
     for t in threads:
         t.start()
@@ -172,7 +172,7 @@ def test_concurrent_starts(dispatch: Ctx) -> None:
     dispatch.latency(f"{n} concurrent starts", time.monotonic() - t0)
     tasks = {t["task_id"]: t for t in impl.list()}
     assert set(tids) <= set(tasks), f"list lacks {sorted(set(tids) - set(tasks))[:3]}"
-    for tid, agent in zip(tids, agents):
+    for tid, agent in zip(tids, agents, strict=True):
         env = agent.wait_for("start", 30)["env"]
         assert env.get("DISPATCH_TASK_ID") == tid, (
             f"task {tid}'s session runs the agent of {env.get('DISPATCH_TASK_ID')}"
