@@ -1,0 +1,178 @@
+"""Each agent profile end to end against its fake look-alike on real tmux: the prompt arrives byte for byte
+(the fake's journal sha256), it was submitted, completion and result are detected, a crash is detected,
+resume uses the agent's own id, a question is detected as needs_input and answered with send."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance.isolation import Sandbox
+from fake_agents import journal
+
+shims = pytest.importorskip("fake_agents.shims")
+
+PY = sys.executable
+DEADLINE = 90.0
+PROMPT = "Refactor the parser.\n$(touch pwned) `id` 'q' \"d\" {prompt} \\n ünïcode ✓\n\tlast line".encode()
+# (profile, run options): every look-alike in every mode the profiles use
+CASES = [
+    ("claude", ["--interactive"]),
+    ("claude", ["--batch"]),
+    ("codex", []),
+    ("opencode", []),
+    ("pi", []),
+]
+IDS = ["claude-interactive", "claude-batch", "codex", "opencode", "pi"]
+
+
+class Env:
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        bin_dir = shims.bin_dir(sb.root / "bin")
+        self.journal = sb.root / "journal.jsonl"
+        self.env = sb.env(
+            PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+            DISPATCH_CONFIG=str(sb.root / "agents.toml"),
+            DISPATCH_GRACE_S="0.5",
+            FAKE_AGENT_JOURNAL=str(self.journal),
+        )
+        (sb.root / "p.txt").write_bytes(PROMPT)
+
+    def agents(
+        self, *args: str, flags: str = "", timeout: float = DEADLINE
+    ) -> subprocess.CompletedProcess[str]:
+        env = dict(self.env, FAKE_AGENT_FLAGS=flags)
+        return subprocess.run([PY, "-m", "runner.agents", *args], env=env, capture_output=True, text=True,
+                              timeout=timeout, cwd=self.sb.workdir)  # fmt: skip
+
+    def run(self, agent: str, opts: list[str], *more: str, flags: str = "") -> tuple[int, dict]:
+        cp = self.agents("run", "--json", "--agent", agent, "--prompt-file", str(self.sb.root / "p.txt"),
+                         *opts, *more, flags=flags)  # fmt: skip
+        try:
+            return cp.returncode, json.loads(cp.stdout)
+        except ValueError:
+            raise AssertionError(f"not JSON: {cp.stdout!r}\n{cp.stderr}") from None
+
+    def events(self) -> list[journal.Event]:
+        return journal.read(self.journal)
+
+    def cleanup(self) -> None:
+        from runner.agents.backend import Runner
+
+        try:
+            r = Runner(self.env)
+            for t in r.list():
+                if t["state"] in ("starting", "running", "stalled"):
+                    r.stop(t["task_id"])
+        except Exception:
+            pass
+        subprocess.run(["tmux", "-S", str(self.sb.socket), "kill-server"], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def fx(sandbox: Sandbox) -> Iterator[Env]:
+    e = Env(sandbox)
+    yield e
+    e.cleanup()
+
+
+def prompt_digests(events: list[journal.Event]) -> list[str]:
+    """sha256 of every prompt the fake saw (argv/stdin/env prompt events and pasted input)."""
+    out = [e["sha256"] for e in journal.all_of(events, "prompt") if e.get("sha256")]
+    out += [
+        e["sha256"] for e in journal.all_of(events, "input") if e.get("kind") == "paste" and e.get("sha256")
+    ]
+    return out
+
+
+@pytest.mark.parametrize(("agent", "opts"), CASES, ids=IDS)
+def test_prompt_submitted_completed_with_result(fx: Env, agent: str, opts: list[str]) -> None:
+    rc, doc = fx.run(agent, opts)
+    assert rc == 0, doc
+    assert doc["state"] == "succeeded", doc
+    assert hashlib.sha256(PROMPT).hexdigest() in prompt_digests(fx.events())
+    assert not (fx.sb.workdir / "pwned").exists()
+    start = journal.first(fx.events(), "start")
+    assert start["pid"] == doc["agent_pid"] or agent == "codex"  # codex runs under our tee
+    if agent == "claude":
+        assert doc["result"]["agent"] == "claude" and doc["result"]["session_id"]
+        assert doc["agent"]["native_id"] == doc["result"]["session_id"]
+    if "--interactive" in opts:
+        assert doc["agent"]["delivery"]["ok"], doc["agent"]
+    if agent == "codex":
+        assert doc["agent"]["native_id"], doc["agent"]
+
+
+@pytest.mark.parametrize(("agent", "opts"), CASES, ids=IDS)
+def test_crash_detected(fx: Env, agent: str, opts: list[str]) -> None:
+    rc, doc = fx.run(agent, opts, flags="--work 0.3 --die KILL")
+    assert rc == 1 and doc["state"] == "crashed" and doc["signal"] == 9, doc
+
+
+@pytest.mark.parametrize(("agent", "opts"), CASES, ids=IDS)
+def test_resume_uses_the_agents_own_id(fx: Env, agent: str, opts: list[str]) -> None:
+    rc, doc = fx.run(agent, opts, "--task-id", "first")
+    assert rc == 0, doc
+    native = doc["agent"]["native_id"]
+    cp = fx.agents("resume", "--json", "first", "--prompt", "carry on")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    again = json.loads(cp.stdout)
+    assert again["task_id"] == "first.r1" and again["state"] == "succeeded"
+    assert again["agent"]["resume_of"] == "first"
+    if native:
+        assert native in again["argv"]
+    starts = journal.all_of(fx.events(), "start")
+    assert len(starts) == 2
+
+
+@pytest.mark.parametrize(("agent", "opts"), CASES, ids=IDS)
+def test_question_detected_and_answered(fx: Env, agent: str, opts: list[str]) -> None:
+    note = fx.sb.root / "note.json"
+    env = dict(fx.env, FAKE_AGENT_FLAGS="--ask 'QUESTION: may I run the migrations?'")
+    p = subprocess.Popen(
+        [PY, "-m", "runner.agents", "run", "--json", "--agent", agent, "--task-id", "q", "--prompt-file",
+         str(fx.sb.root / "p.txt"), *opts, "--notify", f"cat > {shlex.quote(str(note))}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=fx.sb.workdir,
+    )  # fmt: skip
+    try:
+        end = time.monotonic() + DEADLINE
+        while not (note.exists() and note.stat().st_size):
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < end, "needs_input was never reported"
+            time.sleep(0.05)
+        told = json.loads(note.read_text())
+        assert told["state"] == "needs_input" and "may I run the migrations" in told["question"]
+        cp = fx.agents("send", "q", "--text", "yes, go")
+        assert cp.returncode == 0, cp.stderr
+        out, err = p.communicate(timeout=DEADLINE)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert json.loads(out)["state"] == "succeeded"
+    answers = [e for e in journal.all_of(fx.events(), "input") if e.get("kind") == "answer"]
+    assert answers and answers[0]["sha256"] == hashlib.sha256(b"yes, go").hexdigest()
+
+
+def test_interactive_claude_submission_failure_is_said_clearly(fx: Env) -> None:
+    """A TUI that never shows its banner: run gives up at the deadline, says why, leaves nothing running."""
+    Path(fx.env["DISPATCH_CONFIG"]).write_text(
+        "[agents.claude.modes.interactive]\nready = ['no such banner']\nready_timeout_s = 2\n"
+    )
+    rc, doc = fx.run("claude", ["--interactive"])
+    assert rc == 1 and doc["error"]["code"] == "not_delivered"
+    assert "no ready banner" in doc["error"]["message"]
+    from runner.agents.backend import Runner
+
+    assert all(t["state"] == "stopped" for t in Runner(fx.env).list())
