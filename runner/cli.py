@@ -141,6 +141,24 @@ def _human(verb: str, doc: Any) -> str:
     return json.dumps(doc, indent=2)
 
 
+VALUE_OPTS = ("--task-id", "--cwd", "--prompt-file", "--label", "--model", "--timeout", "--text-file")
+
+
+def _glue_values(argv: list[str]) -> list[str]:
+    """`--label -x` -> `--label=-x`: a value that starts with "-" is still that option's value."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in VALUE_OPTS and i + 1 < len(argv):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(a)
+            i += 1
+    return out
+
+
 def run(argv: list[str]) -> tuple[str, Any, int]:
     """Parse and execute; returns (verb, document, exit status). Raises DispatchError."""
     agent_argv: list[str] | None = None
@@ -150,7 +168,7 @@ def run(argv: list[str]) -> tuple[str, Any, int]:
             argv, agent_argv = argv[:i], argv[i + 1 :]
         else:
             agent_argv = []
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_glue_values(argv))
     cfg = config.load()
     from runner.tasks import Runner
 

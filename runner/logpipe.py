@@ -36,6 +36,8 @@ class Stripper:
                     st = _ESC
                     continue
                 if self.pending_cr:
+                    if b == 0x0D:  # CR CR ... LF (ONLCR on "\r\n") is still one line end
+                        continue
                     self.pending_cr = False
                     out.append(0x0A)
                     if b == 0x0A:
