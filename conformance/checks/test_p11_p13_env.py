@@ -1,0 +1,143 @@
+"""P11 (temporary directories) and P13 (tmux missing or too old): the environment, refused cleanly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from conformance.context import Ctx
+from conformance.registry import check
+
+MACOS_LIKE = "var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T"
+
+
+def _lifecycle(dispatch: Ctx, impl) -> None:
+    """start, status, wait, logs, list; a second task stopped; reap: everything a day uses."""
+    a = dispatch.agent("--print", "hello", "--work", "0.3", "--result-mode", "atomic")
+    tid = dispatch.task_id()
+    impl.start(tid, a.argv, prompt=b"do it")
+    impl.status(tid)
+    task = impl.wait(tid, 20)
+    assert task["state"] == "succeeded", f"state {task['state']!r} (reason {task['reason']!r})"
+    assert task["result"] == {"ok": True}, f"result {task['result']!r}"
+    if dispatch.caps.has("logs"):
+        assert "hello" in impl.logs(tid)["text"], "the agent's output is missing from the log"
+    b = dispatch.task_id()
+    impl.start(b, dispatch.agent("--work", "30").argv)
+    impl.stop(b)
+    if dispatch.caps.has("reap"):
+        impl.reap()
+    impl.list()
+
+
+@pytest.mark.parametrize("kind", ["spaces", "macos-like"])
+@check(
+    id="P11.tmpdir.odd-paths",
+    level="MUST",
+    pitfall="P11",
+    reason="quote nothing into shell strings and hard-code no /tmp: TMPDIR and the state dir may contain "
+    "spaces and be long /var/folders/... paths",
+)
+def test_odd_tmpdir_and_state_dir(dispatch: Ctx, kind: str) -> None:
+    base = dispatch.sandbox.root / ("dir with spaces 'q'" if kind == "spaces" else MACOS_LIKE)
+    tmp, state = base / "tmp dir", base / "state dir"
+    tmp.mkdir(parents=True, mode=0o700)
+    impl = dispatch.make_impl(TMPDIR=str(tmp), DISPATCH_STATE_DIR=str(state))
+    dispatch.impl = impl
+    _lifecycle(dispatch, impl)
+
+
+@check(
+    id="P11.long-state-dir.default-socket",
+    level="SHOULD",
+    pitfall="P11",
+    reason="when the state dir is too long for a socket path (sun_path is 104 bytes on macOS), choose a "
+    "socket that fits (-L NAME or a short path) instead of failing",
+)
+def test_long_state_dir_without_socket_knob(dispatch: Ctx) -> None:
+    state = dispatch.sandbox.root / MACOS_LIKE / ("com.example.dispatch-kit-state." + "x" * 40)
+    env = dispatch.env(DISPATCH_STATE_DIR=str(state))
+    env.pop("DISPATCH_TMUX_SOCKET")
+    impl = dispatch.make_impl(env=env)
+    dispatch.impl = impl
+    assert len(str(state)) > 110
+    tid = dispatch.task_id()
+    impl.start(tid, dispatch.agent("--work", "0.2", heartbeat=None).argv)
+    task = impl.wait(tid, 20)
+    assert task["state"] == "succeeded", f"state {task['state']!r} (reason {task['reason']!r})"
+
+
+@check(
+    id="P11.no-tmp-writes",
+    level="MUST",
+    pitfall="P11",
+    reason="put temporary files under the state dir or $TMPDIR, never a hard-coded /tmp",
+)
+def test_nothing_written_to_tmp(dispatch: Ctx) -> None:
+    from chaos.fs import private_tmp
+
+    env = dispatch.impl.env
+    with private_tmp(env, keep=[dispatch.sandbox.root], parent=dispatch.sandbox.root) as pt:
+        impl = dispatch.impl.wrapped(lambda argv: pt.command(argv, env, str(dispatch.sandbox.workdir)))
+        dispatch.impl = impl
+        _lifecycle(dispatch, impl)
+        dispatch.tmux("kill-server")
+        written = pt.written()
+    assert not written, f"the implementation wrote to /tmp itself: {written[:5]}"
+
+
+def _assert_nothing_created(dispatch: Ctx, tid: str, agent) -> None:
+    assert not agent.journal.exists(), "the agent was started although the start was refused"
+    assert not dispatch.sandbox.socket.exists(), "a refused start created the tmux socket/server"
+    tasks = dispatch.impl.list()
+    assert not any(t["task_id"] == tid for t in tasks), "a refused start left a task in `list`"
+    state = dispatch.sandbox.state_dir
+    leftovers = [str(p) for p in state.rglob("*") if tid in p.name] if state.exists() else []
+    assert not leftovers, f"a refused start left files: {leftovers[:3]}"
+
+
+@check(
+    id="P13.tmux-missing.refused",
+    level="MUST",
+    pitfall="P13",
+    reason="check for tmux before creating anything; refuse with exit 3, error.code tmux_missing and one line",
+)
+def test_tmux_missing_refused(dispatch: Ctx) -> None:
+    from chaos.tmuxfault import path_without_tmux
+
+    env = path_without_tmux(dispatch.impl.env, dest=dispatch.sandbox.root / "notmux")
+    assert shutil.which("tmux", path=env["PATH"]) is None
+    agent = dispatch.agent()
+    tid = dispatch.task_id()
+    call = dispatch.impl.start_call(tid, agent.argv, env=env, strict=False)
+    assert call.problem is None, call.describe()
+    assert call.exit_code == 3, f"no tmux on PATH: {call.describe()}, expected exit 3"
+    assert call.error_code == "tmux_missing", f"error.code {call.error_code!r}, expected tmux_missing"
+    assert call.stderr.strip() and "\n" not in call.stderr.strip(), f"stderr is not one line: {call.stderr!r}"
+    _assert_nothing_created(dispatch, tid, agent)
+
+
+@check(
+    id="P13.tmux-too-old.refused",
+    level="MUST",
+    pitfall="P13",
+    reason="probe `tmux -V` and refuse versions below your minimum with exit 3, tmux_too_old, naming both "
+    "versions, before creating anything",
+)
+def test_old_tmux_refused(dispatch: Ctx) -> None:
+    from chaos.tmuxfault import old_tmux_dir
+
+    old = old_tmux_dir(dispatch.sandbox.root / "oldtmux", "3.1c")
+    env = dict(dispatch.impl.env, PATH=f"{old}{os.pathsep}{dispatch.impl.env['PATH']}")
+    agent = dispatch.agent()
+    tid = dispatch.task_id()
+    call = dispatch.impl.start_call(tid, agent.argv, env=env, strict=False)
+    assert call.problem is None, call.describe()
+    assert call.exit_code == 3, f"tmux 3.1c on PATH: {call.describe()}, expected exit 3"
+    assert call.error_code == "tmux_too_old", f"error.code {call.error_code!r}, expected tmux_too_old"
+    msg = call.doc["error"]["message"]
+    minimum = dispatch.caps.tmux_min
+    assert "3.1c" in msg and minimum in msg, f"message should name 3.1c and the minimum {minimum}: {msg!r}"
+    _assert_nothing_created(dispatch, tid, agent)
