@@ -1,0 +1,112 @@
+"""P14 (a frozen tmux server must not freeze the dispatcher) and P15 (model allowlist, argv recorded)."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from conformance.context import Ctx
+from conformance.harness import TERMINAL
+from conformance.registry import check
+from conformance.timing import STATUS_FROZEN_LIMIT
+
+
+@check(
+    id="P14.frozen-server.status-answers",
+    level="MUST",
+    pitfall="P14",
+    reason="give every tmux call a timeout and judge the agent from its own process and files, so `status` "
+    "answers within 5 s with a SIGSTOPped server and still sees the agent die",
+    serial=True,
+)
+def test_frozen_server_status_answers(dispatch: Ctx) -> None:
+    from chaos.procfault import ProcIdentity
+    from chaos.tmuxfault import freeze_server
+
+    agent = dispatch.agent("--work", "60")
+    tid = dispatch.run_agent(agent)
+    start = agent.wait_for("start", 15)
+    dispatch.wait_running(tid)
+    limit = STATUS_FROZEN_LIMIT + 1.0  # + process start-up on a loaded machine
+    with freeze_server(dispatch.sandbox.socket):
+        call = dispatch.impl.run("status", tid, timeout=limit + 5)
+        assert not call.timed_out and call.duration_s <= limit, (
+            f"status took {call.duration_s:.1f}s with the tmux server frozen (limit {STATUS_FROZEN_LIMIT:g}s)"
+        )
+        assert call.exit_code == 0, f"status with a frozen server: {call.describe()}"
+        dispatch.latency("status, server frozen", call.duration_s)
+        assert ProcIdentity(start.pid, start["start_ticks"]).signal(signal.SIGKILL), "agent gone before the kill"
+        t_kill = time.monotonic()
+        poll = dispatch.impl.wait_for_state(
+            tid, TERMINAL, dispatch.knobs.crash_bound + limit, status_timeout=limit + 5
+        )
+        slow = [c for c in dispatch.impl.calls if c.verb == "status" and c.duration_s > limit]
+        assert not slow, f"a status call took {slow[0].duration_s:.1f}s with the server frozen"
+        assert poll.matched, f"agent SIGKILLed while the server was frozen: still {poll.state!r}"
+        dispatch.latency("agent killed->terminal, server frozen", poll.matched_at - t_kill)
+        assert poll.state in ("crashed", "failed"), f"state {poll.state!r}, expected crashed"
+
+
+def _nothing_started(dispatch: Ctx, tid: str, agent) -> None:
+    assert not agent.journal.exists(), "the agent ran although the start was refused"
+    assert not dispatch.sandbox.socket.exists(), "a refused start created the tmux socket/server"
+    assert not any(t["task_id"] == tid for t in dispatch.impl.list()), "a refused start left a task"
+
+
+@check(
+    id="P15.model.refused",
+    level="MUST",
+    pitfall="P15",
+    reason="check --model against DISPATCH_MODELS (and the model syntax) before creating anything; "
+    "refuse with exit 2, model_not_allowed",
+    needs=("models",),
+)
+def test_model_outside_allowlist_refused(dispatch: Ctx) -> None:
+    impl = dispatch.impl.with_env(DISPATCH_MODELS="sonnet,opus")
+    for model in ("gpt-5", "opus; touch CANARY", "sonnet,opus", "-x"):
+        agent = dispatch.agent()
+        tid = dispatch.task_id()
+        call = impl.start_call(tid, agent.argv, model=model, strict=False)
+        assert call.problem is None, call.describe()
+        assert call.exit_code == 2, f"model {model!r} not allowed: {call.describe()}, expected exit 2"
+        if model == "gpt-5":
+            assert call.error_code == "model_not_allowed", f"error.code {call.error_code!r}"
+        _nothing_started(dispatch, tid, agent)
+
+
+@check(
+    id="P15.model.recorded",
+    level="MUST",
+    pitfall="P15",
+    reason="record the model in the task and give it to the agent as DISPATCH_MODEL, exactly as given",
+    needs=("models",),
+)
+def test_allowed_model_recorded_and_passed(dispatch: Ctx) -> None:
+    impl = dispatch.impl.with_env(DISPATCH_MODELS="sonnet,opus")
+    agent = dispatch.agent("--work", "0.2")
+    tid = dispatch.task_id()
+    impl.start(tid, agent.argv, model="opus")
+    task = impl.wait(tid, 20)
+    env = agent.wait_for("start", 5)["env"]
+    assert task["model"] == "opus", f"task model {task['model']!r}"
+    assert env.get("DISPATCH_MODEL") == "opus", f"the agent saw DISPATCH_MODEL={env.get('DISPATCH_MODEL')!r}"
+
+
+@check(
+    id="P15.argv.recorded",
+    level="MUST",
+    pitfall="P15",
+    reason="execute ARGV exactly as given (execvp, no shell, no re-quoting) and record that same argv",
+)
+def test_argv_recorded_is_argv_run(dispatch: Ctx) -> None:
+    words = ["--print", "two words", "--print", "$HOME `id` ; |", "--print", "", "--print", "ünï 🎉", "--print=-x"]
+    agent = dispatch.agent("--work", "0.2", *words)
+    tid = dispatch.run_agent(agent)
+    task = dispatch.impl.wait(tid, 20)
+    start = agent.wait_for("start", 5)
+    assert task["argv"] == agent.argv, f"recorded argv {task['argv']!r} differs from the argv given"
+    ran = start["argv"]
+    assert ran[1:] == agent.argv[1:] and ran[0].endswith(agent.argv[0].rsplit("/", 1)[-1]), (
+        f"the agent ran with argv {ran!r}, the task records {task['argv']!r}"
+    )
+    assert task["state"] == "succeeded", f"state {task['state']!r}"
