@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from containers import engine, images, platforms
+from containers import coarsefs, engine, images, platforms
 from containers.run import DEFAULT_CONFORMANCE, DEFAULT_PYTEST, RunOptions, _Interrupted, run
 from containers.sweep import leftovers, sweep
 
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         "--privileged", action="store_true", help="privileged containers (loop devices); off by default"
     )
     r.add_argument("--keep", action="store_true", help="keep containers after the run (remove with `sweep`)")
+    r.add_argument("--no-coarse-mtime", action="store_true", help="macOS-like: keep TMPDIR on the overlay fs")
     r.add_argument("--run-id", help="label value for this run's resources (default: time + random)")
 
     s = sub.add_parser("sweep", help="remove containers/networks/volumes labelled by runs")
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.verb == "sweep":
         counts = sweep(client, a.run)
+        counts["coarse_filesystems"] = coarsefs.sweep(a.run or "")
         left = leftovers(client, a.run)
         print(json.dumps({"removed": counts, "left": left}))
         return 0 if not any(left.values()) else 1
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             privileged=a.privileged,
             mounts=a.mount,
             keep=a.keep,
+            coarse_mtime=not a.no_coarse_mtime,
         )
         if a.run_id:
             opts.run_id = a.run_id

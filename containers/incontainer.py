@@ -74,6 +74,26 @@ def check_tmux(expect):
     return got
 
 
+def check_timestamps():
+    """macOS-like only: is TMPDIR on a filesystem with whole-second mtimes (like HFS+)?"""
+    fd, path = tempfile.mkstemp(prefix="dk-ts-")
+    try:
+        os.write(fd, b"x")
+        os.utime(path, ns=(1700000000123456789, 1700000000123456789))
+        ns = os.stat(path).st_mtime_ns
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    if ns % 1000000000 == 0:
+        record("platform.coarse_timestamps", "passed", "TMPDIR keeps whole-second mtimes")
+    else:
+        record(
+            "platform.coarse_timestamps",
+            "skipped",
+            "TMPDIR keeps sub-second mtimes (host could not provide ext4 -I 128)",
+        )
+
+
 def sandbox_env():
     """A private state dir, socket and prompt file under $TMPDIR (removed by the caller)."""
     base = tempfile.mkdtemp(prefix="dk-smoke-")
@@ -291,6 +311,8 @@ def main(argv=None):
     t0 = time.monotonic()
     impl = shlex.split(a.impl)
     got = check_tmux(a.expect_tmux)
+    if os.environ.get("DK_PROFILE") == "macos-like":
+        check_timestamps()
     supported = version_key(got or a.expect_tmux) >= version_key(a.tmux_floor)
     if supported:
         smoke(impl)

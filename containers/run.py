@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from containers import images, report, wheels
+from containers import coarsefs, images, report, wheels
 from containers.platforms import TMUX_FLOOR, Platform
 from containers.sweep import LABEL_RUN, sweep
 
@@ -50,6 +50,7 @@ class RunOptions:
     privileged: bool = False
     mounts: list[str] = field(default_factory=list)  # HOST[:CONTAINER] read-only binds (an impl under test)
     keep: bool = False  # leave containers for debugging (a later `sweep` removes them)
+    coarse_mtime: bool = True  # macOS-like: TMPDIR on a 1-second-timestamp ext4 when the host allows it
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3))
 
 
@@ -123,6 +124,20 @@ def run_platform(
     t0 = time.monotonic()
     out: dict[str, Any] = {"image": image, "exit_code": None, "error": None, "results": []}
     name = f"dk-{opts.run_id}-{p.name}"
+    kw = host_config_kwargs(opts)
+    if p.profile == "macos-like" and opts.coarse_mtime:
+        why = coarsefs.available()
+        try:
+            if why:
+                raise RuntimeError(why)
+            mac_tmp = Path(images.MAC_TMPDIR)  # /var/folders/zz/<id>/T/: mount the fs at /var/folders/zz
+            mp = coarsefs.make(
+                f"{opts.run_id}-{p.name}", 501, 50, str(mac_tmp.relative_to("/var/folders/zz"))
+            )
+            kw.setdefault("volumes", {})[str(mp)] = {"bind": "/var/folders/zz", "mode": "rw"}
+            log(f"[run] {p.name}: TMPDIR on a 1-second-timestamp ext4 ({mp})")
+        except RuntimeError as e:
+            log(f"[run] {p.name}: no coarse-timestamp TMPDIR ({e})")
     log(f"[run] {p.name}: starting container {name}")
     c = client.containers.run(
         image,
@@ -132,7 +147,7 @@ def run_platform(
         labels=run_labels(opts.run_id, p.name),
         network=network,
         hostname=p.name,
-        **host_config_kwargs(opts),
+        **kw,
     )
     fired = threading.Event()
     timer = threading.Timer(opts.timeout, lambda: (fired.set(), _kill(c)))
@@ -282,6 +297,7 @@ def run(client, opts: RunOptions, log: Log = _log) -> dict[str, Any]:
             prev = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main() else None
             try:
                 counts = sweep(client, opts.run_id)
+                coarsefs.sweep(opts.run_id)  # after the containers are gone
                 log(
                     f"[run] swept {counts['containers']} container(s), {counts['networks']} network(s), "
                     f"{counts['volumes']} volume(s)"
