@@ -456,13 +456,18 @@ class Impl:
         return d
 
     def _prompt_path(self, task_id: str) -> str:
-        return os.fspath(self._scratch() / f"prompt-{task_id}-{time.monotonic_ns()}")
+        return os.fspath(self._scratch() / f"prompt-{_safe(task_id)}-{time.monotonic_ns()}")
 
     def _text_path(self, task_id: str) -> str:
-        return os.fspath(self._scratch() / f"text-{task_id}-{time.monotonic_ns()}")
+        return os.fspath(self._scratch() / f"text-{_safe(task_id)}-{time.monotonic_ns()}")
 
     def _workdir(self) -> str:
         return self.workdir or self.cwd or os.getcwd()
+
+
+def _safe(name: str) -> str:
+    """A file-name-safe rendering of a (possibly hostile) task id."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:40].lstrip(".") or "_"
 
 
 @dataclass

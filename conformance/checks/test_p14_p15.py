@@ -35,7 +35,9 @@ def test_frozen_server_status_answers(dispatch: Ctx) -> None:
         )
         assert call.exit_code == 0, f"status with a frozen server: {call.describe()}"
         dispatch.latency("status, server frozen", call.duration_s)
-        assert ProcIdentity(start.pid, start["start_ticks"]).signal(signal.SIGKILL), "agent gone before the kill"
+        assert ProcIdentity(start.pid, start["start_ticks"]).signal(signal.SIGKILL), (
+            "agent gone before the kill"
+        )
         t_kill = time.monotonic()
         poll = dispatch.impl.wait_for_state(
             tid, TERMINAL, dispatch.knobs.crash_bound + limit, status_timeout=limit + 5
@@ -99,7 +101,17 @@ def test_allowed_model_recorded_and_passed(dispatch: Ctx) -> None:
     reason="execute ARGV exactly as given (execvp, no shell, no re-quoting) and record that same argv",
 )
 def test_argv_recorded_is_argv_run(dispatch: Ctx) -> None:
-    words = ["--print", "two words", "--print", "$HOME `id` ; |", "--print", "", "--print", "ünï 🎉", "--print=-x"]
+    words = [
+        "--print",
+        "two words",
+        "--print",
+        "$HOME `id` ; |",
+        "--print",
+        "",
+        "--print",
+        "ünï 🎉",
+        "--print=-x",
+    ]
     agent = dispatch.agent("--work", "0.2", *words)
     tid = dispatch.run_agent(agent)
     task = dispatch.impl.wait(tid, 20)
