@@ -154,12 +154,16 @@ class Tmux:
         timeout: float = DEFAULT_TIMEOUT,
         binary: str | None = None,
         env: Mapping[str, str] | None = None,
+        config_file: str | None = os.devnull,
     ) -> None:
         if (socket_path is None) == (socket_name is None):
             raise ValueError("give exactly one of socket_path / socket_name")
         self.socket_args = (
             ["-S", os.fspath(socket_path)] if socket_path is not None else ["-L", str(socket_name)]
         )
+        # our private server never reads the user's ~/.tmux.conf (remain-on-exit, hooks... would change
+        # how panes close); -f only matters when a call starts the server
+        self.config_args = ["-f", config_file] if config_file else []
         self.timeout = timeout
         self._binary = binary
         self.env = dict(env) if env is not None else None
@@ -189,7 +193,7 @@ class Tmux:
         self, *args: str, timeout: float | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run `tmux SOCKET ARGS...` with a timeout; raise TmuxTimeout / TmuxError / TmuxMissing."""
-        argv = [self.binary, *self.socket_args, *args]
+        argv = [self.binary, *self.socket_args, *self.config_args, *args]
         t = self.timeout if timeout is None else timeout
         try:
             cp = subprocess.run(

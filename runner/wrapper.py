@@ -438,7 +438,19 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m runner.wrapper TASKDIR", file=sys.stderr)
         return 2
-    return Wrapper(argv[0]).run()
+    w = Wrapper(argv[0])
+    try:
+        return w.run()
+    except BaseException:
+        # leave a trace for `dispatch` users; status/reap then see a lost supervisor and clean up
+        import traceback
+
+        try:
+            with open(w.p("wrapper.err"), "a") as f:
+                traceback.print_exc(file=f)
+        except OSError:
+            pass
+        raise
 
 
 if __name__ == "__main__":

@@ -298,3 +298,14 @@ def test_bad_wait_timeout_is_bad_usage(sandbox):
     assert r.rc == 2 and r.doc["error"]["code"] == "bad_usage"
     wait_done(sandbox, "wt")
     settle(sandbox)
+
+
+def test_users_tmux_conf_is_not_read(sandbox):
+    home = sandbox.tmpdir / "home"
+    home.mkdir()
+    (home / ".tmux.conf").write_text("set -g remain-on-exit on\nset -g exit-empty off\n")
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    start_ok(sandbox, "cf", "true", env=env)
+    assert wait_done(sandbox, "cf")["state"] == "succeeded"
+    wait_for(lambda: sessions(sandbox) == [], 10, "session closed")
+    settle(sandbox)
