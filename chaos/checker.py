@@ -1,0 +1,428 @@
+"""The chaos checker: which terminal outcomes a task may legitimately report, derived from ground truth.
+
+Ground truth is what the fake agent journaled (its heartbeats, its result, how it ended) plus what the
+chaos run itself did (faults, stops, killed CLI calls), all on the host's monotonic clock. Each thing
+that could end a task is a :class:`Cause` with a time window ``[lo, hi]``: ``lo`` is the earliest a
+correct dispatcher may act on it, ``hi`` the latest by which it surely has (``inf`` when the cause is
+only possible). A reported outcome is accepted iff some cause allows it, could have come first (its
+``lo`` is not after the earliest sure ``hi``), and was possible when the dispatcher decided (its ``lo``
+is not after the decision). Where faults race, this accepts the whole set of legitimate outcomes.
+
+Pure logic (no processes, no tmux), so every rule is unit-tested alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal as _signal
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+INF = math.inf
+TERMINAL = frozenset({"succeeded", "failed", "crashed", "hung", "timed_out", "stopped"})
+NON_TERMINAL = frozenset({"starting", "running", "stalled"})
+
+
+def _scale() -> float:
+    try:
+        return max(0.1, float(os.environ.get("DK_CHAOS_SLACK_SCALE", "1")))
+    except ValueError:
+        return 1.0
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The dispatcher knobs of a run (seconds) and the tolerances the checker allows around them.
+
+    ``early``: how much earlier than nominal a journal time may be acted on (journal lines are written
+    just after the act, fsync included). ``race``: how long after an agent's own end a racing fault may
+    still win (the supervisor must notice the exit and record it). ``detect``: how late a dispatcher may
+    be on a loaded 2-core machine (the conformance suite's slack).
+    """
+
+    stale: float = 0.5
+    grace: float = 0.5
+    max_lifetime: float = 4.0
+    early: float = 0.15
+    race: float = 1.0
+    detect: float = 2.5
+
+    @classmethod
+    def scaled(cls, **kw: float) -> Knobs:
+        s = _scale()
+        k = cls(**kw)
+        return cls(k.stale, k.grace, k.max_lifetime, k.early, k.race * s, k.detect * s)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DISPATCH_STALE_AFTER_S": f"{self.stale:g}",
+            "DISPATCH_GRACE_S": f"{self.grace:g}",
+            "DISPATCH_MAX_LIFETIME_S": f"{self.max_lifetime:g}",
+        }
+
+
+class Violation(AssertionError):
+    """The dispatcher reported something no history of operations, faults and journal allows."""
+
+
+# -- facts ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    """A fault aimed at one task: kind, when it was applied (monotonic window), whether it landed."""
+
+    kind: str  # kill_agent | kill_member | kill_supervisor | kill_session
+    t0: float
+    t1: float
+    applied: bool = True
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Stop:
+    """One `stop` call: its window and whether it ran to completion (False: the CLI was killed)."""
+
+    t0: float
+    t1: float
+    completed: bool = True
+
+
+@dataclass
+class Journal:
+    """What the fake agent journaled, reduced to what the checker needs (monotonic times)."""
+
+    started: float | None = None  # `start` event
+    beats: list[float] = field(default_factory=list)
+    result_at: float | None = None  # complete result visible
+    result_complete: bool | None = None  # None: no result written
+    ended: float | None = None  # `ending` event
+    how: str | None = None  # exit | signal
+    code: int | None = None
+    signal: int | None = None
+
+    @classmethod
+    def from_events(cls, events: Iterable[Any]) -> Journal:
+        """Build from ``fake_agents.journal.Event`` objects (only the agent's own pid counts)."""
+        j = cls()
+        agent_pid = None
+        for e in events:
+            if e.event == "start" and agent_pid is None:
+                agent_pid = e.pid
+                j.started = e.mono
+            if agent_pid is not None and e.pid != agent_pid:
+                continue
+            if e.event == "heartbeat":
+                j.beats.append(e.mono)
+            elif e.event == "result":
+                j.result_complete = bool(e.get("complete"))
+                if j.result_complete:
+                    j.result_at = e.mono
+            elif e.event == "ending" and j.ended is None:
+                j.ended = e.mono
+                j.how = e.get("how")
+                j.code = e.get("code")
+                j.signal = e.get("signal")
+        return j
+
+
+@dataclass
+class TaskFacts:
+    """Everything known about one task: the start call, the plan, the journal, faults and stops."""
+
+    task_id: str
+    behaviour: str
+    call_t0: float  # `start` call began
+    call_t1: float  # `start` call returned (or was killed)
+    journal: Journal
+    result_doc: Any = None  # what the agent was told to write (None: no result file)
+    start_killed: bool = False  # the `start` CLI was killed mid-call: its fate is open
+    faults: list[Fault] = field(default_factory=list)
+    stops: list[Stop] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Something that may end the task, the outcomes it allows, and when."""
+
+    label: str
+    outcomes: frozenset[tuple[str, str | None]]  # (state, reason); reason None = any reason
+    lo: float
+    hi: float
+    sure: bool
+    nominal: float  # the ground-truth instant, for detection latency
+    exit_code: int | None = None
+    signal: int | None = None
+    result: Any = None  # the result a `succeeded` must carry (None: must be null)
+    check_fields: bool = False
+
+    def allows(self, state: str, reason: str | None) -> bool:
+        return any(s == state and (r is None or r == reason) for s, r in self.outcomes)
+
+
+def _o(*pairs: tuple[str, str | None]) -> frozenset[tuple[str, str | None]]:
+    return frozenset(pairs)
+
+
+def causes(f: TaskFacts, k: Knobs) -> list[Cause]:
+    """Every cause that may end task ``f`` under knobs ``k`` (see the module docstring)."""
+    j = f.journal
+    out: list[Cause] = []
+    end = j.ended
+    # 1. the agent ended on its own
+    if end is not None:
+        hi = end + k.race
+        if j.how == "signal":
+            out.append(
+                Cause(
+                    f"agent died by signal {j.signal}",
+                    _o(("crashed", None)),
+                    end - k.early,
+                    hi,
+                    True,
+                    end,
+                    signal=j.signal,
+                    check_fields=True,
+                )
+            )
+        elif j.code != 0:
+            out.append(
+                Cause(
+                    f"agent exited {j.code}",
+                    _o(("failed", "exited")),
+                    end - k.early,
+                    hi,
+                    True,
+                    end,
+                    exit_code=j.code,
+                    check_fields=True,
+                )
+            )
+        elif j.result_complete is False:
+            out.append(
+                Cause(
+                    "agent exited 0 with an incomplete result",
+                    _o(("failed", "invalid_result")),
+                    end - k.early,
+                    hi,
+                    True,
+                    end,
+                    exit_code=0,
+                    check_fields=True,
+                )
+            )
+        else:
+            out.append(
+                Cause(
+                    "agent exited 0" + (" with a complete result" if j.result_complete else ""),
+                    _o(("succeeded", None)),
+                    end - k.early,
+                    hi,
+                    True,
+                    end,
+                    exit_code=0,
+                    result=f.result_doc if j.result_complete else None,
+                    check_fields=True,
+                )
+            )
+    # 2. a complete result while the agent runs on: succeeded after GRACE
+    if j.result_at is not None and (end is None or end > j.result_at + k.grace - k.early):
+        t = j.result_at + k.grace
+        out.append(
+            Cause(
+                "complete result, agent still running after grace",
+                _o(("succeeded", "completed_by_result")),
+                t - k.early,
+                t + k.detect,
+                True,
+                t,
+                result=f.result_doc,
+                check_fields=True,
+            )
+        )
+    # 3. heartbeat silences of at least STALE + GRACE (no complete result yet)
+    limit = k.stale + k.grace
+    points = [f.call_t0, *j.beats]
+    gap_end = end
+    for fault in f.faults:  # a dead agent beats no more, but neither is it hung
+        if fault.kind == "kill_agent" and fault.applied:
+            gap_end = fault.t1 if gap_end is None else min(gap_end, fault.t1)
+    for i, b in enumerate(points):
+        nxt = points[i + 1] if i + 1 < len(points) else (gap_end if gap_end is not None else INF)
+        if j.result_at is not None and b >= j.result_at:
+            break
+        if nxt - b >= limit - k.early:
+            t = b + limit
+            sure = nxt - b >= limit + k.detect
+            out.append(
+                Cause(
+                    f"heartbeat silent from {b:.3f} for {'ever' if nxt == INF else f'{nxt - b:.2f}s'}",
+                    _o(("hung", "heartbeat_stale")),
+                    t - k.early,
+                    t + k.detect if sure else INF,
+                    sure,
+                    t,
+                )
+            )
+            break
+    # 4. max lifetime
+    if k.max_lifetime > 0:
+        t = f.call_t0 + k.max_lifetime
+        out.append(
+            Cause(
+                "max lifetime",
+                _o(("timed_out", "max_lifetime")),
+                t - k.early,
+                f.call_t1 + k.max_lifetime + k.detect,
+                True,
+                t,
+            )
+        )
+    # 5. faults
+    for fault in f.faults:
+        if not fault.applied:
+            continue
+        if fault.kind == "kill_agent":
+            out.append(
+                Cause(
+                    "external SIGKILL of the agent",
+                    _o(("crashed", "signaled")),
+                    fault.t0,
+                    fault.t1 + k.race,
+                    True,
+                    fault.t0,
+                    signal=int(_signal.SIGKILL),
+                    check_fields=True,
+                )
+            )
+        elif fault.kind == "kill_supervisor":
+            out.append(
+                Cause(
+                    "supervisor SIGKILLed",
+                    _o(("crashed", "supervisor_lost"), ("crashed", "session_lost")),
+                    fault.t0,
+                    fault.t1 + k.race,
+                    True,
+                    fault.t0,
+                )
+            )
+        elif fault.kind == "kill_session":
+            # the pane's processes get SIGHUP: the agent may die of it before the supervisor acts
+            out.append(
+                Cause(
+                    "tmux session killed from outside",
+                    _o(("crashed", "session_lost"), ("crashed", "signaled"), ("crashed", "supervisor_lost")),
+                    fault.t0,
+                    fault.t1 + k.race,
+                    True,
+                    fault.t0,
+                )
+            )
+    # 6. stops
+    for s in f.stops:
+        out.append(
+            Cause(
+                "stop" if s.completed else "stop (CLI killed mid-call)",
+                _o(("stopped", "stop_requested"), ("stopped", None)),
+                s.t0,
+                s.t1 if s.completed else INF,
+                s.completed,
+                s.t0,
+            )
+        )
+    # 7. a `start` whose CLI was killed mid-call: the handshake may never complete
+    if f.start_killed:
+        out.append(
+            Cause(
+                "start CLI killed mid-call",
+                _o(("failed", "spawn_failed"), ("crashed", None), ("stopped", None)),
+                f.call_t0,
+                INF,
+                False,
+                f.call_t1,
+            )
+        )
+    return out
+
+
+@dataclass
+class Judgement:
+    """The verdict on one reported terminal outcome."""
+
+    ok: bool
+    message: str
+    cause: Cause | None = None
+    latency: float | None = None
+    candidates: list[Cause] = field(default_factory=list)
+
+
+def describe(cs: Sequence[Cause], base: float) -> str:
+    rows = []
+    for c in sorted(cs, key=lambda c: c.lo):
+        outs = ",".join(sorted(f"{s}/{r or '*'}" for s, r in c.outcomes))
+        hi = "inf" if c.hi == INF else f"{c.hi - base:+.2f}"
+        rows.append(f"    {c.label}: {outs} in [{c.lo - base:+.2f}, {hi}]{' sure' if c.sure else ''}")
+    return "\n".join(rows) or "    (none)"
+
+
+def judge(f: TaskFacts, k: Knobs, task: dict[str, Any], decided: tuple[float, float]) -> Judgement:
+    """Is terminal ``task`` (a contract task object) allowed, given it was decided within ``decided``?"""
+    state, reason = task.get("state"), task.get("reason")
+    cs = causes(f, k)
+    base = f.call_t0
+    surely_by = min((c.hi for c in cs if c.sure), default=INF)
+    first = [c for c in cs if c.lo <= surely_by and c.lo <= decided[1]]
+    head = (
+        f"task {f.task_id} ({f.behaviour}) reported {state}/{reason} "
+        f"(exit_code={task.get('exit_code')}, signal={task.get('signal')}), decided in "
+        f"[{decided[0] - base:+.2f}, {decided[1] - base:+.2f}] s after start"
+    )
+    ctx = f"\n  causes (times relative to start):\n{describe(cs, base)}"
+    matching = [c for c in first if c.allows(state, reason)]
+    if not matching:
+        return Judgement(False, head + ": no cause allows it" + ctx, candidates=first)
+    problems = []
+    for c in matching:
+        p = _field_problem(c, task)
+        if p is None:
+            lat = max(0.0, decided[1] - c.nominal) if decided[0] == decided[1] else None
+            return Judgement(True, head, c, lat, first)
+        problems.append(f"{c.label}: {p}")
+    return Judgement(False, head + ": " + "; ".join(problems) + ctx, candidates=first)
+
+
+def _field_problem(c: Cause, task: dict[str, Any]) -> str | None:
+    """Exit code, signal and result must match the cause (P5: a result only when complete)."""
+    if task.get("state") == "failed" and task.get("result") is not None:
+        return f"a failed task carries a result {task.get('result')!r}"
+    if not c.check_fields:
+        return None
+    if c.signal is not None and task.get("signal") != c.signal:
+        return f"signal should be {c.signal}, is {task.get('signal')}"
+    if c.exit_code is not None and task.get("reason") == "exited" and task.get("exit_code") != c.exit_code:
+        return f"exit_code should be {c.exit_code}, is {task.get('exit_code')}"
+    if task.get("state") == "succeeded" and task.get("result") != c.result:
+        return (
+            f"result should be {c.result!r}, is {task.get('result')!r} (a completed result lost or invented)"
+        )
+    return None
+
+
+def overdue(f: TaskFacts, k: Knobs, now: float) -> Cause | None:
+    """A sure cause whose deadline has passed (the task should be terminal by ``now``), or None."""
+    due = [c for c in causes(f, k) if c.sure and c.hi < now]
+    return min(due, key=lambda c: c.hi) if due else None
+
+
+def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
+    """Nearest-rank percentiles (no interpolation: every value reported was measured)."""
+    if not values:
+        return {}
+    xs = sorted(values)
+    out = {}
+    for q in qs:
+        i = max(0, min(len(xs) - 1, math.ceil(q / 100 * len(xs)) - 1))
+        out[f"p{q:g}"] = xs[i]
+    return out

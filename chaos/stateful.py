@@ -1,0 +1,1003 @@
+"""Jepsen-style chaos against a live dispatcher: random programs of operations and faults, then a check.
+
+A program (a Hypothesis ``RuleBasedStateMachine`` run, or a :func:`replay`) starts fake agents with
+random behaviours through any contract-v1 implementation (``conformance.harness.Impl``), stops, waits,
+polls and reaps them, and fires real faults: SIGKILL of the agent, of a member of its tree, of its
+supervisor (``wrapper_pid``); a frozen tmux server; a session killed from outside; wall-clock jumps
+(``chaos.clock.FakeClock`` in the dispatcher's environment); the dispatcher's own CLI killed mid-call.
+Every call, fault and observation goes into a :class:`chaos.history.History`.
+
+After every step: each task appears in ``list`` exactly once, every terminal state ever reported stays
+exactly as it was, and each terminal outcome is one the ground truth allows (:mod:`chaos.checker`:
+the fake agents' journals plus the faults). At the end all faults are healed, every task is waited
+for, the outcomes, the ``events`` logs and ``list`` are checked once more, and no process, session or
+socket of the run may remain (``conformance.isolation.Sandbox`` marker). A failure carries the program
+as a replayable pytest module.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos.checker import (
+    NON_TERMINAL,
+    TERMINAL,
+    Fault,
+    Journal,
+    Knobs,
+    Stop,
+    TaskFacts,
+    Violation,
+    judge,
+    overdue,
+)
+from chaos.history import History, render_replay
+from conformance.context import fake_program
+from conformance.harness import Call, ContractViolation, Impl
+from conformance.isolation import MARKER_VAR, Sandbox, find_marked
+
+REPO = str(Path(__file__).resolve().parent.parent)
+DEFAULT_IMPL = f"{shlex.quote(sys.executable)} -m runner.cli"
+
+BEHAVIOURS = (
+    "ok",  # exit 0 with an atomic result
+    "exit",  # exit N
+    "die_kill",  # dies by SIGKILL (self-inflicted)
+    "die_segv",  # dies by SIGSEGV
+    "hang",  # heartbeats, then hangs silently
+    "chunked",  # result written in place in chunks, then exit 0
+    "truncated",  # half a result, exit 0
+    "grace_finish",  # heartbeat stops, finishes inside the grace period
+    "ignore_term",  # ignores SIGTERM, works past the lifetime
+    "daemon",  # leaves a double-forked grandchild, exit 0
+    "long_work",  # a child, works past the lifetime
+    "linger",  # complete result early, keeps running (completed_by_result)
+)
+FAULTS = (
+    "kill_agent",
+    "kill_member",
+    "kill_supervisor",
+    "kill_session",
+    "freeze_tmux",
+    "clock_jump",
+    "crash_cli",
+)
+EXIT_CODES = (1, 2, 7, 42)
+WORKS = (0.0, 0.3, 1.0)
+PAUSES = (0.2, 0.8, 1.5)
+WAITS = (0.3, 1.5)
+FREEZES = (0.3, 1.0)
+JUMPS = (3600.0, -3600.0, 86400.0, -30 * 86400.0)
+CLI_KILL_DELAYS = (0.05, 0.25, 0.6)
+LEAK_WAIT_S = 6.0
+STOP_CLEAN_S = 3.0
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """What a program may do: knobs, the behaviours and faults it draws from, how many tasks at once."""
+
+    stale: float = 0.5
+    grace: float = 0.5
+    max_lifetime: float = 4.0
+    behaviours: tuple[str, ...] = BEHAVIOURS
+    faults: tuple[str, ...] = FAULTS
+    max_tasks: int = 3
+    noise: bool = True  # agents may print fake done markers and ANSI floods
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "behaviours", tuple(self.behaviours))
+        object.__setattr__(self, "faults", tuple(self.faults))
+        bad = [b for b in self.behaviours if b not in BEHAVIOURS] + [
+            f for f in self.faults if f not in FAULTS
+        ]
+        if bad or not self.behaviours:
+            raise ValueError(f"unknown behaviours/faults: {bad}" if bad else "no behaviours")
+
+    def knobs(self) -> Knobs:
+        return Knobs.scaled(stale=self.stale, grace=self.grace, max_lifetime=self.max_lifetime, early=0.25)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["behaviours"], d["faults"] = list(self.behaviours), list(self.faults)
+        return d
+
+
+def agent_flags(behaviour: str, work: float, variant: int, doc: str, k: Knobs) -> list[str]:
+    """The fake-agent flags of one behaviour; times follow the knobs so each behaviour means the same."""
+    w = f"{work:g}"
+    long = f"{k.max_lifetime + 2:g}"
+    res = ["--result-mode", "atomic", "--result", doc]
+    return {
+        "ok": ["--work", w, *res],
+        "exit": ["--work", w, "--exit", str(EXIT_CODES[variant % len(EXIT_CODES)])],
+        "die_kill": ["--work", w, "--die", "KILL"],
+        "die_segv": ["--work", w, "--die", "SEGV"],
+        "hang": ["--work", w, "--hang"],
+        "chunked": [
+            "--work",
+            w,
+            "--result-mode",
+            "chunked",
+            "--result-chunks",
+            "4",
+            "--result-pause",
+            "0.05",
+            "--result",
+            doc,
+        ],
+        "truncated": ["--work", w, "--result-mode", "truncated", "--result", doc],
+        "grace_finish": ["--beats", "3", "--work", f"{0.2 + k.stale + 0.4 * k.grace:g}", *res],
+        "ignore_term": ["--ignore", "TERM", "--work", long],
+        "daemon": ["--daemon", "--work", w, *res],
+        "long_work": ["--children", "1", "--work", long],
+        "linger": ["--result-at", "0.2", "--work", long, *res],
+    }[behaviour]
+
+
+WRITES_RESULT = {"ok", "chunked", "grace_finish", "daemon", "linger"}
+
+
+@dataclass
+class TaskModel:
+    """The runner's view of one task: the facts for the checker and what was observed."""
+
+    facts: TaskFacts
+    journal: Path
+    marker_hint: str | None = None
+    session: str | None = None
+    exists: str = "yes"  # yes | maybe (start CLI killed) | no (refused)
+    seen: bool = False  # ever returned by the dispatcher
+    last_live: float = 0.0  # latest call start at which the task was observed non-terminal
+    terminal: dict[str, Any] | None = None
+    terminal_seen: float | None = None
+    decided: tuple[float, float] | None = None
+    verdict: Any = None
+
+    @property
+    def tid(self) -> str:
+        return self.facts.task_id
+
+
+def _snapshot(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: doc.get(k) for k in ("state", "reason", "exit_code", "signal", "result")}
+
+
+@dataclass
+class Stats:
+    """What one program did, for soak reports."""
+
+    ops: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+    missed: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    tasks: int = 0
+    duration: float = 0.0
+    failure: str | None = None
+    replay: str | None = None
+
+
+class World:
+    """One program's world: a sandbox, the implementation bound to it, faults, tasks, history."""
+
+    def __init__(
+        self,
+        impl: str = DEFAULT_IMPL,
+        config: ChaosConfig | None = None,
+        *,
+        seed: int | None = None,
+        sink: Callable[[Stats], None] | None = None,
+    ) -> None:
+        self.config = config or ChaosConfig()
+        self.k = self.config.knobs()
+        self.impl_cmd = impl
+        self.seed = seed
+        self.sink = sink
+        self.history = History()
+        self.stats = Stats()
+        self.tasks: dict[str, TaskModel] = {}
+        self.broken = False
+        self.closed = False
+        self._n = 0
+        self._freezes: list[tuple[threading.Thread, threading.Event]] = []
+        self.sb = Sandbox.create(prefix="dkc-")
+        try:
+            env = self.sb.env()
+            env.pop("DISPATCH_MODELS", None)
+            env.update(self.k.env())
+            self.clock = None
+            if "clock_jump" in self.config.faults:
+                from chaos.clock import FakeClock
+                from chaos.errors import Unsupported
+
+                try:
+                    self.clock = FakeClock.create(self.sb.root)
+                    env.update(self.clock.env(env))
+                except Unsupported:
+                    self.clock = None
+            self.impl = Impl(
+                impl, env, cwd=REPO, scratch=self.sb.root / "inputs", workdir=self.sb.workdir, timeout=30.0
+            )
+            self.caps = self.impl.capabilities()
+        except BaseException:
+            self.sb.cleanup()
+            raise
+        (self.sb.root / "journals").mkdir()
+
+    # -- the one way a step runs ------------------------------------------------------------------
+    def call(self, rule: str, args: dict[str, Any]) -> Any:
+        """Run rule RULE with ARGS (recorded in the program); a failure gets the history and a replay."""
+        self.history.step(rule, **args)
+        return self._guard(lambda: getattr(self, "rule_" + rule)(**args))
+
+    def invariant(self) -> None:
+        self._guard(self.check_list)
+
+    def finish(self) -> None:
+        """Heal, wait for everything, check everything, then look for leaks (the final check)."""
+        if not self.broken:
+            self._guard(self.final_check)
+
+    def _guard(self, fn: Callable[[], Any]) -> Any:
+        if self.broken:
+            raise Violation("the program already failed")
+        try:
+            return fn()
+        except (AssertionError, ContractViolation) as e:
+            self.broken = True
+            raise self.failure(e) from None
+        except Exception as e:
+            self.broken = True
+            raise self.failure(e, kind="error") from e
+
+    def failure(self, e: BaseException, kind: str = "violation") -> Violation:
+        msg = f"{type(e).__name__}: {e}" if kind == "error" else str(e)
+        replay = render_replay(
+            self.history.program,
+            seed=self.seed,
+            impl=self.impl_cmd,
+            config=self.config.as_dict(),
+            message=msg,
+        )
+        self.stats.failure, self.stats.replay = msg, replay
+        text = (
+            f"chaos {kind}: {msg}\n\nhistory (last 40 entries, seconds since start):\n"
+            f"{self.history.format(last=40)}\n\nreplay (save as a test file):\n{replay}"
+        )
+        v = Violation(text)
+        v.replay = replay  # type: ignore[attr-defined]
+        v.summary = msg  # type: ignore[attr-defined]
+        return v
+
+    def close(self) -> None:
+        """Undo every fault and end every process of the run, whatever happened (teardown)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._thaw()
+        if self.clock is not None:
+            self.clock.close()
+        self.sb.cleanup()
+        self.stats.duration = time.monotonic() - self.history.started
+        self.stats.ops = self.history.counts("op")
+        if self.sink is not None:
+            self.sink(self.stats)
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _task(self, tid: str) -> TaskModel:
+        return self.tasks[tid]
+
+    def _run(
+        self, verb: str, *args: str, timeout: float | None = None, **kw: Any
+    ) -> tuple[Call, float, float]:
+        t0 = time.monotonic()
+        call = self.impl.run(verb, *args, timeout=timeout, **kw)
+        return call, t0, time.monotonic()
+
+    def _op(
+        self, name: str, call: Call, t0: float, t1: float, task_id: str | None = None, **data: Any
+    ) -> None:
+        doc = call.doc
+        if isinstance(doc, dict) and "state" in doc:
+            data.setdefault("state", doc.get("state"))
+            if doc.get("reason"):
+                data.setdefault("reason", doc.get("reason"))
+        data["exit"] = "killed" if call.timed_out else call.exit_code
+        if call.error_code:
+            data["error"] = call.error_code
+        self.history.add("op", name, t0, t1, task_id, **data)
+
+    def _fault(
+        self, name: str, t0: float, t1: float, applied: bool, task_id: str | None = None, **data: Any
+    ) -> None:
+        self.history.add("fault", name, t0, t1, task_id, applied=applied, **data)
+        bucket = self.stats.faults if applied else self.stats.missed
+        bucket[name] = bucket.get(name, 0) + 1
+
+    def journal(self, m: TaskModel) -> Journal:
+        from fake_agents import journal as fj
+
+        return Journal.from_events(fj.read(m.journal))
+
+    def _journal_start(self, m: TaskModel) -> Any:
+        from fake_agents import journal as fj
+
+        return fj.first(fj.read(m.journal), "start")
+
+    def freezing(self) -> bool:
+        return any(t.is_alive() for t, _ in self._freezes)
+
+    # -- observations -----------------------------------------------------------------------------
+    def observe(self, doc: Any, t0: float, t1: float, source: str) -> None:
+        """Hold one task object against everything seen before (terminal states are forever)."""
+        if not isinstance(doc, dict) or "task_id" not in doc or "state" not in doc:
+            return
+        tid = doc["task_id"]
+        m = self.tasks.get(tid)
+        if m is None:
+            raise Violation(f"{source} returned task {tid!r}, which no successful start created")
+        if m.exists == "no":
+            raise Violation(
+                f"{source} returned task {tid!r}, whose start was refused (a refusal must create nothing)"
+            )
+        m.seen = True
+        state = doc["state"]
+        if state not in TERMINAL | NON_TERMINAL:
+            raise Violation(f"{source}: task {tid} has unknown state {state!r}")
+        if state in TERMINAL:
+            snap = _snapshot(doc)
+            if m.terminal is None:
+                m.terminal, m.terminal_seen = snap, t1
+                self.history.add("obs", "terminal", t0, t1, tid, via=source, **snap)
+                self.judge(m)
+            elif snap != m.terminal:
+                raise Violation(
+                    f"task {tid} left its terminal state: first {m.terminal}, now {snap} ({source})"
+                )
+        else:
+            if m.terminal is not None:
+                raise Violation(
+                    f"task {tid} went back from terminal {m.terminal['state']} to {state} ({source})"
+                )
+            m.last_live = max(m.last_live, t0)
+
+    def decided_window(self, m: TaskModel) -> tuple[float, float]:
+        """When the dispatcher decided: its own `events` time if plausible, else our observation window."""
+        assert m.terminal_seen is not None
+        lo, hi = m.last_live, m.terminal_seen
+        if "events" not in self.caps.capabilities:
+            return lo, hi
+        call, t0, t1 = self._run("events", m.tid)
+        if call.exit_code != 0:
+            raise Violation(f"events {m.tid} failed: {call.describe()}")
+        evs = call.doc
+        terms = [e for e in evs if e.get("state") in TERMINAL]
+        if len(terms) != 1 or evs[-1] is not terms[0]:
+            raise Violation(
+                f"task {m.tid}: events must hold exactly one terminal transition, last; got "
+                f"{[(e.get('state'), e.get('reason')) for e in evs]}"
+            )
+        if terms[0].get("state") != m.terminal["state"]:
+            raise Violation(
+                f"task {m.tid}: events end in {terms[0].get('state')}, status says {m.terminal['state']}"
+            )
+        mono = terms[0].get("mono")
+        if isinstance(mono, (int, float)) and lo - 0.05 <= mono <= hi + 0.05:
+            return float(mono), float(mono)
+        return lo, hi
+
+    def judge(self, m: TaskModel) -> None:
+        assert m.terminal is not None
+        if m.decided is None:
+            m.decided = self.decided_window(m)
+        m.facts.journal = self.journal(m)
+        v = judge(m.facts, self.k, m.terminal, m.decided)
+        self.history.add("check", "outcome", task_id=m.tid, ok=v.ok, cause=v.cause.label if v.cause else None)
+        if not v.ok:
+            raise Violation(v.message)
+        if m.verdict is None:
+            st = m.terminal["state"]
+            self.stats.outcomes[st] = self.stats.outcomes.get(st, 0) + 1
+            if v.latency is not None:
+                self.stats.latencies.setdefault(st, []).append(v.latency)
+        m.verdict = v
+
+    def check_list(self) -> None:
+        """Each started task appears exactly once; nothing else appears; observations stay consistent."""
+        call, t0, t1 = self._run("list")
+        if call.exit_code != 0:
+            raise Violation(f"list failed: {call.describe()}")
+        ids = [t.get("task_id") for t in call.doc]
+        for tid in ids:
+            if ids.count(tid) > 1:
+                raise Violation(f"list shows task {tid} {ids.count(tid)} times: {ids}")
+        for m in self.tasks.values():
+            if m.exists == "yes" and m.tid not in ids:
+                raise Violation(f"task {m.tid} was started but list does not show it (a lost task): {ids}")
+            if m.exists == "maybe" and m.seen and m.tid not in ids:
+                raise Violation(f"task {m.tid} was listed before and is now lost: {ids}")
+        for doc in call.doc:
+            self.observe(doc, t0, t1, "list")
+
+    # -- rules: operations ------------------------------------------------------------------------
+    def _new_task(
+        self, behaviour: str, work: float, variant: int, noise: bool
+    ) -> tuple[str, list[str], TaskModel]:
+        self._n += 1
+        tid = f"t{self._n}"
+        journal = self.sb.root / "journals" / f"{tid}.jsonl"
+        doc = json.dumps({"task": tid, "n": variant, "text": "done ✓"}, ensure_ascii=False)
+        flags = agent_flags(behaviour, work, variant, doc, self.k)
+        if noise and self.config.noise:
+            flags += ["--fake-done", "--ansi-flood", "300"]
+        argv = [*fake_program(), "--journal", str(journal), "--heartbeat", "0.1", *flags]
+        facts = TaskFacts(
+            task_id=tid,
+            behaviour=behaviour,
+            call_t0=0.0,
+            call_t1=0.0,
+            journal=Journal(),
+            result_doc=json.loads(doc) if behaviour in WRITES_RESULT else None,
+        )
+        m = TaskModel(facts=facts, journal=journal)
+        return tid, argv, m
+
+    def _register_start(self, m: TaskModel, call: Call, t0: float, t1: float, killed: bool) -> None:
+        m.facts.call_t0, m.facts.call_t1 = t0, t1
+        m.last_live = t0
+        self.tasks[m.tid] = m
+        self.stats.tasks += 1
+        if killed:
+            m.exists = "maybe"
+            m.facts.start_killed = True
+            return
+        if call.exit_code == 0:
+            m.session = call.doc.get("session")
+            m.seen = True
+            return
+        if call.exit_code == 3 and self.freezing():
+            m.exists = "no"  # refused while tmux was frozen: legitimate, and nothing may exist
+            return
+        raise Violation(f"start {m.tid} ({m.facts.behaviour}) was refused: {call.describe()}")
+
+    def rule_start(self, behaviour: str, work: float = 0.3, variant: int = 0, noise: bool = False) -> str:
+        tid, argv, m = self._new_task(behaviour, work, variant, noise)
+        call = self.impl.start_call(tid, argv, timeout=60.0)
+        t1 = time.monotonic()
+        t0 = t1 - call.duration_s
+        self._op("start", call, t0, t1, tid, behaviour=behaviour, work=work, variant=variant, noise=noise)
+        self._register_start(m, call, t0, t1, killed=False)
+        return tid
+
+    def rule_stop(self, task: str) -> None:
+        m = self._task(task)
+        call, t0, t1 = self._run("stop", task, timeout=60.0)
+        self._op("stop", call, t0, t1, task)
+        self._after_stop(m, call, t0, t1)
+
+    def _after_stop(self, m: TaskModel, call: Call, t0: float, t1: float) -> None:
+        if call.exit_code == 2 and call.error_code == "unknown_task" and m.exists != "yes" and not m.seen:
+            return
+        if call.exit_code != 0:
+            raise Violation(f"stop {m.tid} failed: {call.describe()}")
+        if call.doc.get("state") not in TERMINAL:
+            raise Violation(f"stop {m.tid} returned non-terminal state {call.doc.get('state')!r}")
+        m.facts.stops.append(Stop(t0, t1, True))
+        self.observe(call.doc, t0, t1, "stop")
+        left = self._wait_gone(m, STOP_CLEAN_S)
+        if left:
+            raise Violation(f"stop {m.tid} returned but processes of the task remain: {left}")
+
+    def _wait_gone(self, m: TaskModel, timeout: float) -> list[str]:
+        """Processes carrying the agent's FAKE_AGENT_MARKER (agent, children, daemon) still alive."""
+        st = self._journal_start(m)
+        if st is None:
+            return []
+        marker = st.get("marker")
+        deadline = time.monotonic() + timeout
+        while True:
+            left = find_marked(marker, "FAKE_AGENT_MARKER") if marker else []
+            if not left or time.monotonic() >= deadline:
+                return [str(x) for x in left]
+            time.sleep(0.05)
+
+    def rule_wait(self, task: str, timeout: float = 0.3) -> None:
+        m = self._task(task)
+        call, t0, t1 = self._run("wait", task, "--timeout", f"{timeout:g}", timeout=timeout + 30.0)
+        self._op("wait", call, t0, t1, task, timeout=timeout)
+        self._after_poll(m, call, t0, t1, "wait", timeout_ok=True)
+
+    def _after_poll(
+        self, m: TaskModel, call: Call, t0: float, t1: float, verb: str, timeout_ok: bool = False
+    ) -> None:
+        if call.exit_code == 2 and call.error_code == "unknown_task" and m.exists != "yes" and not m.seen:
+            return
+        if call.exit_code == 124 and timeout_ok:
+            if call.doc.get("state") in TERMINAL:
+                raise Violation(f"wait {m.tid} exited 124 with a terminal state {call.doc.get('state')}")
+        elif call.exit_code != 0:
+            raise Violation(f"{verb} {m.tid} failed: {call.describe()}")
+        elif verb == "wait" and call.doc.get("state") not in TERMINAL:
+            raise Violation(f"wait {m.tid} exited 0 with non-terminal state {call.doc.get('state')}")
+        self.observe(call.doc, t0, t1, verb)
+
+    def rule_status(self, task: str) -> None:
+        m = self._task(task)
+        call, t0, t1 = self._run("status", task)
+        self._op("status", call, t0, t1, task)
+        self._after_poll(m, call, t0, t1, "status")
+
+    def rule_reap(self) -> None:
+        call, t0, t1 = self._run("reap", timeout=60.0)
+        self._op("reap", call, t0, t1, reaped=call.doc.get("reaped") if isinstance(call.doc, dict) else None)
+        if call.exit_code != 0:
+            raise Violation(f"reap failed: {call.describe()}")
+        self._check_reaped(call.doc.get("reaped", []), t1)
+
+    def _check_reaped(self, reaped: list[dict[str, Any]], now: float) -> None:
+        """Reap may only end what nobody supervises: lost supervisors, expired lifetimes, dead sessions."""
+        for r in reaped:
+            tid = r.get("task_id")
+            if tid is None or tid not in self.tasks:
+                continue
+            m = self.tasks[tid]
+            lost = any(f.kind in ("kill_supervisor", "kill_session") and f.applied for f in m.facts.faults)
+            expired = now >= m.facts.call_t0 + self.k.max_lifetime
+            if not (lost or expired or m.facts.start_killed or m.terminal is not None):
+                raise Violation(f"reap ended task {tid}, which was supervised and within its lifetime: {r}")
+
+    def rule_pause(self, seconds: float) -> None:
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        self.history.add("op", "pause", t0, time.monotonic(), seconds=seconds)
+
+    # -- rules: faults ----------------------------------------------------------------------------
+    def _agent_ident(self, m: TaskModel) -> Any:
+        from chaos.procfault import ProcIdentity
+
+        st = self._journal_start(m)
+        if st is None or st.get("start_ticks") is None:
+            return None
+        return ProcIdentity(st.pid, int(st.get("start_ticks")))
+
+    def rule_kill_agent(self, task: str) -> None:
+        m = self._task(task)
+        ident = self._agent_ident(m)
+        t0 = time.monotonic()
+        applied = bool(ident and ident.signal(signal.SIGKILL))
+        t1 = time.monotonic()
+        m.facts.faults.append(Fault("kill_agent", t0, t1, applied))
+        self._fault("kill_agent", t0, t1, applied, task, pid=ident.pid if ident else None)
+
+    def rule_kill_member(self, task: str, pick: int = 0) -> None:
+        """SIGKILL a descendant of the agent or its daemon: the agent itself stays healthy."""
+        from chaos.procfault import ProcIdentity, tree
+        from fake_agents import journal as fj
+
+        m = self._task(task)
+        agent = self._agent_ident(m)
+        members = []
+        if agent is not None and agent.alive():
+            members += tree(agent.pid, include_root=False)
+        for ev in fj.all_of(fj.read(m.journal), "child"):
+            if ev.get("start_ticks") is not None:
+                ident = ProcIdentity(int(ev["child_pid"]), int(ev["start_ticks"]))
+                if ident not in members and ident.alive():
+                    members.append(ident)
+        t0 = time.monotonic()
+        victim = members[pick % len(members)] if members else None
+        applied = bool(victim and victim.signal(signal.SIGKILL))
+        t1 = time.monotonic()
+        m.facts.faults.append(Fault("kill_member", t0, t1, applied))
+        self._fault("kill_member", t0, t1, applied, task, pid=victim.pid if victim else None)
+
+    def rule_kill_supervisor(self, task: str) -> None:
+        """SIGKILL the task's `wrapper_pid` (the dispatcher's own supervisor) by identity."""
+        from chaos.procfault import ProcIdentity
+
+        m = self._task(task)
+        call, s0, s1 = self._run("status", task)
+        self._op("status", call, s0, s1, task)
+        self._after_poll(m, call, s0, s1, "status")
+        pid = call.doc.get("wrapper_pid") if call.exit_code == 0 else None
+        ident = None
+        if isinstance(pid, int) and pid > 0:
+            try:
+                ident = ProcIdentity.of(pid)
+                if self.sb.marker not in _environ_value(pid, MARKER_VAR):
+                    ident = None  # not ours (gone and recycled): never signal a stranger
+            except (ProcessLookupError, ValueError):
+                ident = None
+        t0 = time.monotonic()
+        applied = bool(ident and ident.signal(signal.SIGKILL))
+        t1 = time.monotonic()
+        m.facts.faults.append(Fault("kill_supervisor", t0, t1, applied))
+        self._fault("kill_supervisor", t0, t1, applied, task, pid=pid)
+
+    def rule_kill_session(self, task: str) -> None:
+        from chaos.tmuxfault import kill_session
+
+        m = self._task(task)
+        t0 = time.monotonic()
+        applied = False
+        if m.session:
+            try:
+                kill_session(self.sb.socket, m.session)
+                applied = True
+            except (LookupError, OSError):
+                applied = False
+        t1 = time.monotonic()
+        if applied:
+            m.facts.faults.append(Fault("kill_session", t0, t1, applied))
+        self._fault("kill_session", t0, t1, applied, task, session=m.session)
+
+    def rule_freeze_tmux(self, seconds: float) -> None:
+        """SIGSTOP the tmux server for SECONDS in the background (thawed by a timer or by healing)."""
+        from chaos.tmuxfault import freeze_server
+
+        t0 = time.monotonic()
+        if self.freezing() or not self.sb.socket.exists():
+            self._fault("freeze_tmux", t0, t0, False, seconds=seconds)
+            return
+        started, release = threading.Event(), threading.Event()
+        errors: list[BaseException] = []
+
+        def hold() -> None:
+            try:
+                with freeze_server(self.sb.socket):
+                    started.set()
+                    release.wait(seconds)
+            except BaseException as e:  # no server, or it vanished: the fault did not land
+                errors.append(e)
+            finally:
+                started.set()
+
+        th = threading.Thread(target=hold, name="chaos-freeze", daemon=True)
+        th.start()
+        started.wait(15.0)
+        self._freezes.append((th, release))
+        self._fault("freeze_tmux", t0, t0 + seconds, not errors, seconds=seconds)
+
+    def rule_clock_jump(self, seconds: float) -> None:
+        t0 = time.monotonic()
+        if self.clock is not None:
+            self.clock.jump(seconds)
+        self._fault("clock_jump", t0, time.monotonic(), self.clock is not None, seconds=seconds)
+
+    def rule_crash_start(self, behaviour: str, delay: float, work: float = 0.3) -> str:
+        """`start` whose CLI is SIGKILLed after DELAY: the task may or may not exist, never twice."""
+        tid, argv, m = self._new_task(behaviour, work, 0, False)
+        call = self.impl.start_call(tid, argv, timeout=delay, strict=False)
+        t1 = time.monotonic()
+        t0 = t1 - call.duration_s
+        self._op("crash_start", call, t0, t1, tid, behaviour=behaviour, delay=delay)
+        if not call.timed_out and call.problem:
+            raise ContractViolation(call.describe())
+        self._register_start(m, call, t0, t1, killed=call.timed_out)
+        self._fault("crash_cli", t0, t1, call.timed_out, tid, verb="start", delay=delay)
+        return tid
+
+    def rule_crash_stop(self, task: str, delay: float) -> None:
+        m = self._task(task)
+        call, t0, t1 = self._run("stop", task, timeout=delay, strict=False)
+        self._op("crash_stop", call, t0, t1, task, delay=delay)
+        self._fault("crash_cli", t0, t1, call.timed_out, task, verb="stop", delay=delay)
+        if call.timed_out:
+            m.facts.stops.append(Stop(t0, t1, completed=False))
+            return
+        if call.problem:
+            raise ContractViolation(call.describe())
+        self._after_stop(m, call, t0, t1)
+
+    def rule_crash_reap(self, delay: float) -> None:
+        call, t0, t1 = self._run("reap", timeout=delay, strict=False)
+        self._op("crash_reap", call, t0, t1, delay=delay)
+        self._fault("crash_cli", t0, t1, call.timed_out, verb="reap", delay=delay)
+        if not call.timed_out:
+            if call.problem or call.exit_code != 0:
+                raise Violation(f"reap failed: {call.describe()}")
+            self._check_reaped(call.doc.get("reaped", []), t1)
+
+    # -- healing and the final check --------------------------------------------------------------
+    def _thaw(self) -> None:
+        for th, release in self._freezes:
+            release.set()
+            th.join(15.0)
+        self._freezes.clear()
+
+    def heal(self) -> None:
+        t0 = time.monotonic()
+        self._thaw()
+        if self.clock is not None:
+            self.clock.reset()
+        self.history.add("heal", "faults", t0, time.monotonic())
+
+    def final_check(self) -> None:
+        self.heal()
+        self.rule_reap()
+        for m in list(self.tasks.values()):
+            if m.exists == "no" or m.terminal is not None:
+                continue
+            self._await_end(m)
+        self.check_list()
+        for m in self.tasks.values():
+            if m.exists == "yes" and m.terminal is None:
+                raise Violation(f"task {m.tid} never reached a terminal state")
+            if m.terminal is not None:
+                m.facts.journal = self.journal(m)
+                self.judge(m)  # again, with the complete journal
+        self.check_leaks()
+        self.history.add("check", "final", ok=True)
+
+    def _await_end(self, m: TaskModel) -> None:
+        """Wait until the task is terminal; a start whose CLI was killed may need a `stop` (an operator would)."""
+        now = time.monotonic()
+        due = overdue(m.facts, self.k, float("inf"))
+        limit = (due.hi if due else m.facts.call_t0 + self.k.max_lifetime + self.k.detect) + 2.0 - now
+        if m.facts.start_killed:
+            limit = min(limit, 1.0)
+        call, t0, t1 = self._run(
+            "wait", m.tid, "--timeout", f"{max(0.1, limit):.2f}", timeout=max(0.1, limit) + 30
+        )
+        self._op("wait", call, t0, t1, m.tid, timeout=round(limit, 2), final=True)
+        self._after_poll(m, call, t0, t1, "wait", timeout_ok=True)
+        if m.terminal is not None or (call.error_code == "unknown_task" and m.exists == "maybe"):
+            return
+        if not m.facts.start_killed:
+            cause = overdue(m.facts, self.k, time.monotonic())
+            raise Violation(
+                f"task {m.tid} ({m.facts.behaviour}) is still {call.doc.get('state')!r}"
+                + (
+                    f", although {cause.label!r} was due by {cause.hi - m.facts.call_t0:+.2f}s"
+                    if cause
+                    else ""
+                )
+            )
+        call, t0, t1 = self._run("stop", m.tid, timeout=60.0)
+        self.history.add(
+            "heal", "stop", t0, t1, m.tid, exit=call.exit_code, state=(call.doc or {}).get("state")
+        )
+        self._after_stop(m, call, t0, t1)
+
+    def check_leaks(self) -> None:
+        """No process, tmux server, session or socket of the run may outlive it."""
+        deadline = time.monotonic() + LEAK_WAIT_S
+        while True:
+            left = find_marked(self.sb.marker)
+            if not left or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        sessions = []
+        if self.sb.socket.exists():
+            from chaos.tmuxfault import _tmux
+
+            r = _tmux(self.sb.socket, "list-sessions", "-F", "#{session_name}")
+            sessions = r.stdout.split() if r.returncode == 0 else []
+        if left or sessions:
+            raise Violation(
+                "the run left behind "
+                + "; ".join([f"process {x}" for x in left[:8]] + [f"session {s}" for s in sessions[:8]])
+            )
+
+
+def _environ_value(pid: int, var: str) -> str:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            for item in f.read().split(b"\0"):
+                if item.startswith(var.encode() + b"="):
+                    return item.split(b"=", 1)[1].decode(errors="replace")
+    except OSError:
+        pass
+    return ""
+
+
+# -- the Hypothesis state machine -----------------------------------------------------------------
+
+
+def machine_for(
+    config: ChaosConfig | None = None,
+    impl: str = DEFAULT_IMPL,
+    *,
+    seed: int | None = None,
+    sink: Callable[[Stats], None] | None = None,
+) -> type:
+    """A ``RuleBasedStateMachine`` class drawing programs from CONFIG against IMPL."""
+    from hypothesis import strategies as st
+    from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+    cfg = config or ChaosConfig()
+    behaviour = st.sampled_from(cfg.behaviours)
+    faults = set(cfg.faults)
+
+    def room(self: Any) -> bool:
+        return sum(1 for m in self.w.tasks.values() if m.terminal is None) < cfg.max_tasks
+
+    class ChaosMachine(RuleBasedStateMachine):
+        tasks = Bundle("tasks")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = World(impl, cfg, seed=seed, sink=sink)
+
+        def teardown(self) -> None:
+            try:
+                self.w.finish()
+            finally:
+                self.w.close()
+
+        @initialize(
+            target=tasks,
+            behaviour=behaviour,
+            work=st.sampled_from(WORKS),
+            variant=st.integers(0, 3),
+            noise=st.booleans(),
+        )
+        def first(self, behaviour: str, work: float, variant: int, noise: bool) -> str:
+            return self.w.call("start", dict(behaviour=behaviour, work=work, variant=variant, noise=noise))
+
+        @precondition(room)
+        @rule(
+            target=tasks,
+            behaviour=behaviour,
+            work=st.sampled_from(WORKS),
+            variant=st.integers(0, 3),
+            noise=st.booleans(),
+        )
+        def start(self, behaviour: str, work: float, variant: int, noise: bool) -> str:
+            return self.w.call("start", dict(behaviour=behaviour, work=work, variant=variant, noise=noise))
+
+        @rule(task=tasks)
+        def stop(self, task: str) -> None:
+            self.w.call("stop", dict(task=task))
+
+        @rule(task=tasks, timeout=st.sampled_from(WAITS))
+        def wait(self, task: str, timeout: float) -> None:
+            self.w.call("wait", dict(task=task, timeout=timeout))
+
+        @rule(task=tasks)
+        def status(self, task: str) -> None:
+            self.w.call("status", dict(task=task))
+
+        @rule()
+        def reap(self) -> None:
+            self.w.call("reap", {})
+
+        @rule(seconds=st.sampled_from(PAUSES))
+        def pause(self, seconds: float) -> None:
+            self.w.call("pause", dict(seconds=seconds))
+
+        if "kill_agent" in faults:
+
+            @rule(task=tasks)
+            def kill_agent(self, task: str) -> None:
+                self.w.call("kill_agent", dict(task=task))
+
+        if "kill_member" in faults:
+
+            @rule(task=tasks, pick=st.integers(0, 3))
+            def kill_member(self, task: str, pick: int) -> None:
+                self.w.call("kill_member", dict(task=task, pick=pick))
+
+        if "kill_supervisor" in faults:
+
+            @rule(task=tasks)
+            def kill_supervisor(self, task: str) -> None:
+                self.w.call("kill_supervisor", dict(task=task))
+
+        if "kill_session" in faults:
+
+            @rule(task=tasks)
+            def kill_session(self, task: str) -> None:
+                self.w.call("kill_session", dict(task=task))
+
+        if "freeze_tmux" in faults:
+
+            @rule(seconds=st.sampled_from(FREEZES))
+            def freeze_tmux(self, seconds: float) -> None:
+                self.w.call("freeze_tmux", dict(seconds=seconds))
+
+        if "clock_jump" in faults:
+
+            @rule(seconds=st.sampled_from(JUMPS))
+            def clock_jump(self, seconds: float) -> None:
+                self.w.call("clock_jump", dict(seconds=seconds))
+
+        if "crash_cli" in faults:
+
+            @precondition(room)
+            @rule(target=tasks, behaviour=behaviour, delay=st.sampled_from(CLI_KILL_DELAYS))
+            def crash_start(self, behaviour: str, delay: float) -> str:
+                return self.w.call("crash_start", dict(behaviour=behaviour, delay=delay))
+
+            @rule(task=tasks, delay=st.sampled_from(CLI_KILL_DELAYS))
+            def crash_stop(self, task: str, delay: float) -> None:
+                self.w.call("crash_stop", dict(task=task, delay=delay))
+
+            @rule(delay=st.sampled_from(CLI_KILL_DELAYS))
+            def crash_reap(self, delay: float) -> None:
+                self.w.call("crash_reap", dict(delay=delay))
+
+        @invariant()
+        def consistent(self) -> None:
+            self.w.invariant()
+
+    if seed is not None:
+        from hypothesis import seed as hseed
+
+        ChaosMachine = hseed(seed)(ChaosMachine)
+    return ChaosMachine
+
+
+def chaos_settings(examples: int, steps: int = 8, **kw: Any) -> Any:
+    """Hypothesis settings for real-process programs: no deadline, no database, no health checks."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        **kw,
+    )
+
+
+def run_programs(
+    examples: int,
+    *,
+    config: ChaosConfig | None = None,
+    impl: str = DEFAULT_IMPL,
+    seed: int | None = None,
+    steps: int = 8,
+    sink: Callable[[Stats], None] | None = None,
+    **settings_kw: Any,
+) -> None:
+    """Run EXAMPLES random programs (Hypothesis shrinks a failure and raises it, replay included)."""
+    from hypothesis.stateful import run_state_machine_as_test
+
+    machine = machine_for(config, impl, seed=seed, sink=sink)
+    run_state_machine_as_test(machine, settings=chaos_settings(examples, steps, **settings_kw))
+
+
+def replay(
+    program: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    impl: str = DEFAULT_IMPL,
+    config: ChaosConfig | None = None,
+    seed: int | None = None,
+) -> None:
+    """Run a recorded program again: the same rules with the same arguments, the same checks."""
+    w = World(impl, config, seed=seed)
+    try:
+        for rule_name, args in program:
+            rule_name = {"first": "start"}.get(rule_name, rule_name)
+            w.call(rule_name, dict(args))
+            w.invariant()
+        w.finish()
+    finally:
+        w.close()
+
+
+__all__ = [
+    "BEHAVIOURS",
+    "FAULTS",
+    "DEFAULT_IMPL",
+    "ChaosConfig",
+    "Stats",
+    "World",
+    "agent_flags",
+    "chaos_settings",
+    "machine_for",
+    "replay",
+    "run_programs",
+]
