@@ -1,0 +1,39 @@
+"""`fake-pi`: `pi -p PROMPT [--model M]` prints one answer and exits (pi has no native resume)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from fake_agents import lookalike
+
+KIND = "pi"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="pi", description="Fake Pi coding agent (tests only).")
+    p.add_argument("-p", "--print", dest="print_mode", action="store_true")
+    p.add_argument("--model")
+    p.add_argument("--provider")
+    p.add_argument("prompt", nargs="*")
+    args = p.parse_args(argv)
+    session = lookalike.new_id()
+    agent = lookalike.make_agent(KIND, "fake_agents.pi")
+    agent.boot(session_id=session, model=args.model, mode="print" if args.print_mode else "interactive")
+    if args.prompt:
+        prompt, source = os.fsencode(" ".join(args.prompt)), "argv"
+    else:
+        prompt, source = lookalike.read_stdin_prompt(), "stdin"
+    agent.record_prompt(prompt, source)
+    agent.emit_outputs()
+    agent.interact()
+    agent.work()
+    text = lookalike.reply(KIND, prompt)
+    agent.line(text)
+    agent.journal.write("turn", n=1, session_id=session, reply=text)
+    agent.finish()
+    return 0  # pragma: no cover
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
