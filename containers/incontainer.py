@@ -284,14 +284,27 @@ def conformance(cmd_template, impl_str, report_dir, timeout):
 
 
 def kit_tests(args, timeout):
+    """The kit's own tests, streamed line by line (progress), killed at the deadline."""
+    import threading
+
     cmd = [sys.executable, "-m", "pytest"] + shlex.split(args)
     print("[{}] running: {}".format(PLATFORM, " ".join(shlex.quote(a) for a in cmd)), flush=True)
-    rc, out, err, dt = run(cmd, timeout=timeout)
-    lines = [ln for ln in (out + err).strip().splitlines() if ln.strip()]
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
+    lines = []
+    try:
+        for line in p.stdout:
+            lines.append(line.rstrip("\n"))
+            print("    " + lines[-1], flush=True)
+        rc = p.wait()
+    finally:
+        timer.cancel()
+    dt = time.monotonic() - t0
+    lines = [ln for ln in lines if ln.strip()]
     tail = lines[-1] if lines else ""
     outcome = {0: "passed", 5: "skipped"}.get(rc, "failed")
-    if outcome == "failed":
-        sys.stdout.write("\n".join(lines[-40:]) + "\n")
     record("kit.pytest", outcome, f"exit {rc}: {tail}", duration_s=dt)
 
 
