@@ -22,9 +22,11 @@ def _scale() -> float:
 class Knobs:
     """DISPATCH_STALE_AFTER_S / DISPATCH_GRACE_S / DISPATCH_MAX_LIFETIME_S for one check."""
 
+    # Heartbeat supervision stays on in every check, with a grace long enough that an agent booting on
+    # a loaded machine is never judged hung; the heartbeat checks tighten it to TIGHT (0.6/0.6).
     stale: float = 0.6
-    grace: float = 0.6
-    max_lifetime: float = 20.0  # a safety net; the lifetime checks set it small (3 s)
+    grace: float = 3.0
+    max_lifetime: float = 20.0  # a safety net; the lifetime check sets it small (3 s)
 
     def env(self) -> dict[str, str]:
         return {
@@ -64,4 +66,5 @@ class Knobs:
 
 
 DEFAULT = Knobs()
+TIGHT = {"stale": 0.6, "grace": 0.6}  # what the heartbeat checks run with
 STATUS_FROZEN_LIMIT = 5.0  # CONTRACT.md: status answers within 5 s with a frozen tmux server

@@ -8,6 +8,7 @@ import pytest
 from conformance.context import Ctx
 from conformance.harness import TERMINAL
 from conformance.registry import check
+from conformance.timing import TIGHT
 
 JUMPS = {"forward": 3600.0, "backward": -3600.0}
 
@@ -34,6 +35,7 @@ def _clocked(dispatch: Ctx):
     needs=("heartbeat",),
 )
 def test_wall_jump_spares_healthy_agent(dispatch: Ctx, direction: str) -> None:
+    dispatch.set_knobs(**TIGHT)
     clock, impl = _clocked(dispatch)
     with clock:
         agent = dispatch.agent("--work", "3.0", heartbeat=0.1)
@@ -59,6 +61,7 @@ def test_wall_jump_spares_healthy_agent(dispatch: Ctx, direction: str) -> None:
     serial=True,
 )
 def test_wall_jump_still_detects_hang_on_time(dispatch: Ctx, direction: str) -> None:
+    dispatch.set_knobs(**TIGHT)
     clock, impl = _clocked(dispatch)
     k = dispatch.knobs
     with clock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from conformance.context import Ctx, wait_until
 from conformance.harness import TERMINAL
 from conformance.registry import check
+from conformance.timing import TIGHT
 
 
 @check(
@@ -39,6 +40,7 @@ def test_finish_inside_grace_is_success(dispatch: Ctx) -> None:
     needs=("heartbeat",),
 )
 def test_result_then_silence_is_success(dispatch: Ctx) -> None:
+    dispatch.set_knobs(**TIGHT)
     agent = dispatch.agent(
         "--beats", "3", "--result-mode", "atomic", "--result-at", "0.2", "--work", "60", heartbeat=0.1
     )
@@ -66,6 +68,7 @@ def test_result_then_silence_is_success(dispatch: Ctx) -> None:
     serial=True,
 )
 def test_hung_agent_detected_on_time(dispatch: Ctx) -> None:
+    dispatch.set_knobs(**TIGHT)
     agent = dispatch.agent("--hang", heartbeat=0.1)
     tid = dispatch.run_agent(agent)
     agent.wait_for("hang", 15)
