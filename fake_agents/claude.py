@@ -151,6 +151,8 @@ class Claude:
         o = self.agent.opts
         if o.hang or o.hang_silent:
             self.agent.work(0)  # never returns
+        if self.turns == 1 and o.ask and tui:
+            self.ask_line(o.ask)
         allowed = True
         if os.environ.get("FAKE_CLAUDE_ASK") == "1" and tui:
             allowed = self.ask_permission()
@@ -188,6 +190,29 @@ class Claude:
             i += 1
             time.sleep(min(0.1, max(0.0, end - now)))
         self.out("\r\x1b[2K\x1b[?25h")
+
+    def ask_line(self, question: str) -> None:
+        """--ask in the TUI: show the question, take one typed/pasted answer up to Enter."""
+        self.out(f"\r\n{ORANGE}⏺{RESET} {question}\r\n\r\n")
+        self.draw_box("")
+        self.agent.journal.write("question", text=question)
+        parser = InputParser()
+        got = bytearray()
+        while True:
+            data = os.read(0, 65536)
+            if not data:
+                break
+            toks = parser.feed(data)
+            for kind, tok in toks:
+                if kind in ("paste", "text"):
+                    got += tok
+                elif kind == "enter" and got:
+                    break
+            else:
+                continue
+            break
+        self.agent.journal.write("input", kind="answer", **digest(bytes(got)))
+        self.out("\x1b[2B\r\n")
 
     def ask_permission(self) -> bool:
         q = "Do you want to proceed? (y/N)"
