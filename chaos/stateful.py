@@ -62,6 +62,7 @@ BEHAVIOURS = (
     "long_work",  # a child, works past the lifetime
     "linger",  # complete result early, keeps running (completed_by_result)
 )
+OPS = ("start", "stop", "wait", "status", "reap", "pause")
 FAULTS = (
     "kill_agent",
     "kill_member",
@@ -91,24 +92,26 @@ class ChaosConfig:
     max_lifetime: float = 4.0
     behaviours: tuple[str, ...] = BEHAVIOURS
     faults: tuple[str, ...] = FAULTS
+    ops: tuple[str, ...] = OPS
     max_tasks: int = 3
-    noise: bool = True  # agents may print fake done markers and ANSI floods
+    noise: str = "random"  # random | always | never: agents print fake done markers and ANSI floods
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "behaviours", tuple(self.behaviours))
-        object.__setattr__(self, "faults", tuple(self.faults))
-        bad = [b for b in self.behaviours if b not in BEHAVIOURS] + [
-            f for f in self.faults if f not in FAULTS
-        ]
+        for name in ("behaviours", "faults", "ops"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        bad = [b for b in self.behaviours if b not in BEHAVIOURS]
+        bad += [f for f in self.faults if f not in FAULTS] + [o for o in self.ops if o not in OPS]
+        if self.noise not in ("random", "always", "never"):
+            bad.append(f"noise={self.noise}")
         if bad or not self.behaviours:
-            raise ValueError(f"unknown behaviours/faults: {bad}" if bad else "no behaviours")
+            raise ValueError(f"unknown behaviours/faults/ops: {bad}" if bad else "no behaviours")
 
     def knobs(self) -> Knobs:
         return Knobs.scaled(stale=self.stale, grace=self.grace, max_lifetime=self.max_lifetime, early=0.25)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["behaviours"], d["faults"] = list(self.behaviours), list(self.faults)
+        d["behaviours"], d["faults"], d["ops"] = list(self.behaviours), list(self.faults), list(self.ops)
         return d
 
 
@@ -438,7 +441,7 @@ class World:
         journal = self.sb.root / "journals" / f"{tid}.jsonl"
         doc = json.dumps({"task": tid, "n": variant, "text": "done ✓"}, ensure_ascii=False)
         flags = agent_flags(behaviour, work, variant, doc, self.k)
-        if noise and self.config.noise:
+        if self.config.noise == "always" or (noise and self.config.noise == "random"):
             flags += ["--fake-done", "--ansi-flood", "300"]
         argv = [*fake_program(), "--journal", str(journal), "--heartbeat", "0.1", *flags]
         facts = TaskFacts(
@@ -818,6 +821,7 @@ def machine_for(
     cfg = config or ChaosConfig()
     behaviour = st.sampled_from(cfg.behaviours)
     faults = set(cfg.faults)
+    ops = set(cfg.ops)
 
     def room(self: Any) -> bool:
         return sum(1 for m in self.w.tasks.values() if m.terminal is None) < cfg.max_tasks
@@ -845,36 +849,50 @@ def machine_for(
         def first(self, behaviour: str, work: float, variant: int, noise: bool) -> str:
             return self.w.call("start", dict(behaviour=behaviour, work=work, variant=variant, noise=noise))
 
-        @precondition(room)
-        @rule(
-            target=tasks,
-            behaviour=behaviour,
-            work=st.sampled_from(WORKS),
-            variant=st.integers(0, 3),
-            noise=st.booleans(),
-        )
-        def start(self, behaviour: str, work: float, variant: int, noise: bool) -> str:
-            return self.w.call("start", dict(behaviour=behaviour, work=work, variant=variant, noise=noise))
+        if "start" in ops:
 
-        @rule(task=tasks)
-        def stop(self, task: str) -> None:
-            self.w.call("stop", dict(task=task))
+            @precondition(room)
+            @rule(
+                target=tasks,
+                behaviour=behaviour,
+                work=st.sampled_from(WORKS),
+                variant=st.integers(0, 3),
+                noise=st.booleans(),
+            )
+            def start(self, behaviour: str, work: float, variant: int, noise: bool) -> str:
+                return self.w.call(
+                    "start", dict(behaviour=behaviour, work=work, variant=variant, noise=noise)
+                )
 
-        @rule(task=tasks, timeout=st.sampled_from(WAITS))
-        def wait(self, task: str, timeout: float) -> None:
-            self.w.call("wait", dict(task=task, timeout=timeout))
+        if "stop" in ops:
 
-        @rule(task=tasks)
-        def status(self, task: str) -> None:
-            self.w.call("status", dict(task=task))
+            @rule(task=tasks)
+            def stop(self, task: str) -> None:
+                self.w.call("stop", dict(task=task))
 
-        @rule()
-        def reap(self) -> None:
-            self.w.call("reap", {})
+        if "wait" in ops:
 
-        @rule(seconds=st.sampled_from(PAUSES))
-        def pause(self, seconds: float) -> None:
-            self.w.call("pause", dict(seconds=seconds))
+            @rule(task=tasks, timeout=st.sampled_from(WAITS))
+            def wait(self, task: str, timeout: float) -> None:
+                self.w.call("wait", dict(task=task, timeout=timeout))
+
+        if "status" in ops:
+
+            @rule(task=tasks)
+            def status(self, task: str) -> None:
+                self.w.call("status", dict(task=task))
+
+        if "reap" in ops:
+
+            @rule()
+            def reap(self) -> None:
+                self.w.call("reap", {})
+
+        if "pause" in ops:
+
+            @rule(seconds=st.sampled_from(PAUSES))
+            def pause(self, seconds: float) -> None:
+                self.w.call("pause", dict(seconds=seconds))
 
         if "kill_agent" in faults:
 

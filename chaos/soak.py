@@ -1,0 +1,236 @@
+"""Long chaos soaks outside pytest: random programs until the time is up, then a JSON + Markdown report.
+
+Each program is one Hypothesis example with its own seed (``seed``, ``seed + 1``, ...), so any program
+can be generated again. A failing program is shrunk by Hypothesis (at most its own 5-minute shrink
+budget, which may run past the soak's end) and saved as a replayable pytest module in the report dir.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos.checker import percentiles
+from chaos.stateful import DEFAULT_IMPL, ChaosConfig, Stats, run_programs
+
+
+@dataclass
+class SoakReport:
+    """Everything a soak measured; ``to_json`` is the report file, ``to_markdown`` its summary."""
+
+    impl: str
+    seed: int
+    duration_s: float
+    config: dict[str, Any]
+    steps: int
+    started_at: str = ""
+    elapsed_s: float = 0.0
+    programs: int = 0  # generated programs (one per seed)
+    executions: int = 0  # programs run, shrink attempts included
+    tasks: int = 0
+    ops: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+    faults_missed: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, s: Stats) -> None:
+        self.executions += 1
+        self.tasks += s.tasks
+        for src, dst in (
+            (s.ops, self.ops),
+            (s.faults, self.faults),
+            (s.missed, self.faults_missed),
+            (s.outcomes, self.outcomes),
+        ):
+            for k, v in src.items():
+                dst[k] = dst.get(k, 0) + v
+        for k, vs in s.latencies.items():
+            self.latencies.setdefault(k, []).extend(vs)
+
+    def latency_table(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for state, vs in sorted(self.latencies.items()):
+            row = {k: round(v * 1000.0, 1) for k, v in percentiles(vs).items()}
+            row["n"] = len(vs)
+            row["max"] = round(max(vs) * 1000.0, 1)
+            out[state] = row
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "impl": self.impl,
+            "seed": self.seed,
+            "duration_s": self.duration_s,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "started_at": self.started_at,
+            "config": self.config,
+            "steps_per_program": self.steps,
+            "programs": self.programs,
+            "executions": self.executions,
+            "tasks": self.tasks,
+            "operations": dict(sorted(self.ops.items())),
+            "faults_applied": dict(sorted(self.faults.items())),
+            "faults_missed": dict(sorted(self.faults_missed.items())),
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "detection_latency_ms": self.latency_table(),
+            "failures": self.failures,
+        }
+
+    def to_markdown(self) -> str:
+        j = self.to_json()
+        lines = [
+            "# Chaos soak report",
+            "",
+            f"- implementation: `{self.impl}`",
+            f"- seed {self.seed}, started {self.started_at}, requested {self.duration_s:g} s, ran {self.elapsed_s:.0f} s",
+            f"- knobs: stale {self.config.get('stale')} s, grace {self.config.get('grace')} s, "
+            f"max lifetime {self.config.get('max_lifetime')} s; {self.steps} steps per program",
+            f"- programs: {self.programs} generated, {self.executions} run (shrinking included), "
+            f"{self.tasks} tasks, {len(self.failures)} failing",
+            "",
+            "## Operations",
+            "",
+            "| operation | count |",
+            "|---|---|",
+            *[f"| {k} | {v} |" for k, v in j["operations"].items()],
+            "",
+            "## Faults",
+            "",
+            "| fault | applied | missed (target already gone) |",
+            "|---|---|---|",
+            *[
+                f"| {k} | {j['faults_applied'].get(k, 0)} | {j['faults_missed'].get(k, 0)} |"
+                for k in sorted(set(j["faults_applied"]) | set(j["faults_missed"]))
+            ],
+            "",
+            "## Outcomes and detection latency",
+            "",
+            "Latency: from the ground-truth event (agent's own end, fault, stop call, nominal hang or",
+            "lifetime deadline) to the dispatcher's recorded transition (`events` mono), in ms.",
+            "",
+            "| outcome | tasks | measured | p50 | p95 | p99 | max |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lat = j["detection_latency_ms"]
+        for state, n in j["outcomes"].items():
+            r = lat.get(state, {})
+            lines.append(
+                f"| {state} | {n} | {r.get('n', 0)} | {r.get('p50', '-')} | {r.get('p95', '-')} | "
+                f"{r.get('p99', '-')} | {r.get('max', '-')} |"
+            )
+        lines += ["", "## Failures", ""]
+        if not self.failures:
+            lines.append("None.")
+        for f in self.failures:
+            lines += [f"### seed {f['seed']}", "", "```", f["summary"][:3000], "```", ""]
+            if f.get("replay_file"):
+                lines.append(f"Replay: `{f['replay_file']}`")
+                lines.append("")
+        return "\n".join(lines) + "\n"
+
+    def save(self, dest: str | Path) -> tuple[Path, Path]:
+        d = Path(dest)
+        d.mkdir(parents=True, exist_ok=True)
+        jp, mp = d / "report.json", d / "report.md"
+        jp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        mp.write_text(self.to_markdown())
+        return jp, mp
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `10m`, `1.5h` -> seconds; ValueError otherwise."""
+    t = text.strip().lower()
+    mult = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    if t and t[-1] in mult:
+        value, unit = t[:-1], mult[t[-1]]
+    else:
+        value, unit = t, 1.0
+    try:
+        seconds = float(value) * unit
+    except ValueError:
+        raise ValueError(f"bad duration {text!r}: use 90, 90s, 10m or 1.5h") from None
+    if not seconds > 0:
+        raise ValueError(f"duration must be positive: {text!r}")
+    return seconds
+
+
+def run_soak(
+    duration_s: float,
+    *,
+    seed: int = 0,
+    impl: str = DEFAULT_IMPL,
+    config: ChaosConfig | None = None,
+    steps: int = 8,
+    report_dir: str | Path | None = None,
+    shrink: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> SoakReport:
+    """Run programs seeded SEED, SEED+1, ... until DURATION_S has passed; save the report if asked."""
+    from hypothesis import Phase
+
+    cfg = config or ChaosConfig()
+    rep = SoakReport(impl=impl, seed=seed, duration_s=duration_s, config=cfg.as_dict(), steps=steps)
+    rep.started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    phases = (Phase.generate, Phase.shrink) if shrink else (Phase.generate,)
+    i = 0
+    last: list[Stats] = []
+
+    def sink(s: Stats) -> None:
+        rep.add(s)
+        last.append(s)
+
+    while time.monotonic() - t0 < duration_s:
+        program_seed = seed + i
+        i += 1
+        rep.programs += 1
+        last.clear()
+        try:
+            run_programs(1, config=cfg, impl=impl, seed=program_seed, steps=steps, sink=sink, phases=phases)
+        except BaseException as e:  # a failing program (Violation, or Hypothesis' Flaky wrapper)
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            failure = _failure(e, program_seed, last, report_dir)
+            rep.failures.append(failure)
+            if progress:
+                progress(f"seed {program_seed}: FAILED: {failure['summary'][:200]}")
+        else:
+            if progress and rep.programs % 10 == 0:
+                progress(
+                    f"{rep.programs} programs, {time.monotonic() - t0:.0f} s, {len(rep.failures)} failing"
+                )
+        rep.elapsed_s = time.monotonic() - t0
+        if report_dir is not None:
+            rep.save(report_dir)
+    rep.elapsed_s = time.monotonic() - t0
+    if report_dir is not None:
+        rep.save(report_dir)
+    return rep
+
+
+def _failure(e: BaseException, seed: int, runs: list[Stats], report_dir: str | Path | None) -> dict[str, Any]:
+    """Summary and replay of a failing program: the shrunk one if Hypothesis got there, else the first."""
+    replay = getattr(e, "replay", None)
+    summary = getattr(e, "summary", None)
+    if replay is None:
+        failed = [s for s in runs if s.failure]
+        if failed:
+            replay, summary = failed[-1].replay, failed[-1].failure
+    summary = summary or f"{type(e).__name__}: {str(e)[:2000]}"
+    out: dict[str, Any] = {"seed": seed, "summary": summary, "kind": type(e).__name__}
+    if replay and report_dir is not None:
+        d = Path(report_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"test_replay_seed_{seed}.py"
+        path.write_text(replay)
+        out["replay_file"] = str(path)
+    elif replay:
+        out["replay"] = replay
+    return out
