@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,13 @@ from runner.errors import DispatchError
 # sun_path is 104 bytes on macOS/BSD, 108 on Linux; the path needs a terminating NUL.
 SUN_PATH_MAX = 108 if sys.platform.startswith("linux") else 104
 SESSION_PREFIX = "dk_"
+SESSION_HEX = 12  # session names are exactly SESSION_PREFIX + 12 lowercase hex digits
+SESSION_RE = re.compile(rf"{SESSION_PREFIX}[0-9a-f]{{{SESSION_HEX}}}")
+
+
+def is_our_session_name(name: str) -> bool:
+    """Only names that fully match our scheme are ours to reap (P7): never a mere prefix match."""
+    return SESSION_RE.fullmatch(name) is not None
 
 
 def parse_seconds(name: str, raw: str | None, default: float) -> float:

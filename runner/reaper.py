@@ -8,7 +8,7 @@ from typing import Any
 
 from runner import states
 from runner.clock import mono
-from runner.config import SESSION_PREFIX
+from runner.config import is_our_session_name
 from runner.procid import ProcessIdentity, kill_tree
 from runner.store import Store
 from runner.tmux import Tmux, TmuxError
@@ -110,7 +110,7 @@ def reap(store: Store, tmux: Tmux | None) -> list[dict[str, Any]]:
         return out
     known = {t["session"]: t for t in store.all()}
     for s in sessions:
-        if not s.name.startswith(SESSION_PREFIX):
+        if not is_our_session_name(s.name):
             continue
         t = known.get(s.name)
         if t is not None and not states.is_terminal(t["state"]):

@@ -16,7 +16,7 @@ from typing import Any
 from runner import reaper, states, validate
 from runner.atomicio import copy_private, ensure_dir, write_json
 from runner.clock import Deadline, mono
-from runner.config import SESSION_PREFIX, Config
+from runner.config import SESSION_HEX, SESSION_PREFIX, Config
 from runner.errors import DispatchError
 from runner.store import Store, public
 from runner.tmux import Tmux, TmuxError, TmuxMissing, TmuxTimeout, TmuxTooOld, min_version
@@ -131,7 +131,7 @@ class Runner:
         run = secrets.token_hex(4)
         row = {
             "task_id": task_id,
-            "session": SESSION_PREFIX + secrets.token_hex(6),
+            "session": SESSION_PREFIX + secrets.token_hex(SESSION_HEX // 2),
             "argv": argv,
             "model": model,
             "label": label,
@@ -200,7 +200,7 @@ class Runner:
                     except TmuxError as e:
                         if "duplicate session" not in e.stderr:
                             raise
-                        session = SESSION_PREFIX + secrets.token_hex(6)
+                        session = SESSION_PREFIX + secrets.token_hex(SESSION_HEX // 2)
                         with store.tx() as db:
                             db.execute("UPDATE tasks SET session=? WHERE task_id=?", (session, task_id))
                 else:

@@ -122,13 +122,16 @@ def test_reap_reports_lost_supervisor(sandbox):
 def test_reap_kills_ownerless_prefixed_sessions_only(sandbox):
     start_ok(sandbox, "keep", "sleep", "300")
     assert tmux(sandbox, "new-session", "-d", "-s", "dk_0123456789ab", "sleep", "300").returncode == 0
-    assert tmux(sandbox, "new-session", "-d", "-s", "other", "sleep", "300").returncode == 0
+    foreign = ["other", "dk_", "dk_0123", "dk_0123456789abc", "dk_0123456789ab-user", "dk_0123456789AB"]
+    for name in foreign:
+        assert tmux(sandbox, "new-session", "-d", "-s", name, "sleep", "300").returncode == 0
     r = dispatch(sandbox, "reap").doc
     assert r["reaped"] == [{"task_id": None, "session": "dk_0123456789ab", "reason": "ownerless_session"}]
     names = sessions(sandbox)
-    assert "other" in names and status(sandbox, "keep")["session"] in names
+    assert set(foreign) <= set(names) and status(sandbox, "keep")["session"] in names
     assert status(sandbox, "keep")["state"] == "running"
-    tmux(sandbox, "kill-session", "-t", "=other")
+    for name in foreign:
+        tmux(sandbox, "kill-session", "-t", "=" + name)
     dispatch(sandbox, "stop", "keep")
     settle(sandbox)
 

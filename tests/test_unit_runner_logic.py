@@ -231,3 +231,18 @@ def test_deadline():
     d = Deadline(10)
     assert not d.expired() and 9 < d.remaining() <= 10 and d.cap(1) == 1
     assert Deadline(0).expired() and Deadline(None).remaining() is None and Deadline(None).cap(2) == 2
+
+
+def test_only_full_scheme_session_names_are_ours():
+    from runner.config import is_our_session_name
+
+    assert is_our_session_name("dk_0123456789ab")
+    for name in (
+        "dk_",
+        "dk_0123",
+        "dk_0123456789abc",
+        "dk_0123456789AB",
+        "xdk_0123456789ab",
+        "dk_0123456789ab-u",
+    ):
+        assert not is_our_session_name(name), name
