@@ -55,9 +55,9 @@ class Env:
         return subprocess.run([PY, "-m", "runner.agents", *args], env=env, capture_output=True, text=True,
                               timeout=timeout, cwd=self.sb.workdir)  # fmt: skip
 
-    def run(self, agent: str, opts: list[str], *more: str, flags: str = "") -> tuple[int, dict]:
+    def run(self, agent: str, opts: list[str], *more: str, flags: str = "", **extra: str) -> tuple[int, dict]:
         cp = self.agents("run", "--json", "--agent", agent, "--prompt-file", str(self.sb.root / "p.txt"),
-                         *opts, *more, flags=flags)  # fmt: skip
+                         *opts, *more, flags=flags, **extra)  # fmt: skip
         try:
             return cp.returncode, json.loads(cp.stdout)
         except ValueError:
@@ -103,7 +103,7 @@ def test_prompt_submitted_completed_with_result(fx: Env, agent: str, opts: list[
     assert hashlib.sha256(PROMPT).hexdigest() in prompt_digests(fx.events())
     assert not (fx.sb.workdir / "pwned").exists()
     start = journal.first(fx.events(), "start")
-    assert start["pid"] == doc["agent_pid"] or agent == "codex"  # codex runs under our tee
+    assert start.pid == doc["agent_pid"] or agent == "codex"  # codex runs under our tee
     if agent == "claude":
         assert doc["result"]["agent"] == "claude" and doc["result"]["session_id"]
         assert doc["agent"]["native_id"] == doc["result"]["session_id"]
@@ -115,7 +115,8 @@ def test_prompt_submitted_completed_with_result(fx: Env, agent: str, opts: list[
 
 @pytest.mark.parametrize(("agent", "opts"), CASES, ids=IDS)
 def test_crash_detected(fx: Env, agent: str, opts: list[str]) -> None:
-    rc, doc = fx.run(agent, opts, flags="--work 0.3 --die KILL")
+    # an interactive session only ends (here: dies) after its turns; one turn, then SIGKILL
+    rc, doc = fx.run(agent, opts, flags="--work 0.3 --die KILL", FAKE_CLAUDE_TURNS="1")
     assert rc == 1 and doc["state"] == "crashed" and doc["signal"] == 9, doc
 
 

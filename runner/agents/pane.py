@@ -131,11 +131,18 @@ def deliver_paste(
     )
 
 
-def needs_input(tmux: Tmux, pane: str, patterns: Sequence[str]) -> str | None:
-    """The screen line that shows the agent waiting for an answer, or None."""
+def needs_input(tmux: Tmux, pane: str, patterns: Sequence[str], window: int = 8) -> str | None:
+    """The screen line that shows the agent waiting for an answer, or None.
+
+    Only the last `window` non-empty lines count: a question that was answered scrolls up behind the
+    agent's next output and stops counting (a TUI's input box and hint take about four lines).
+    """
     if not patterns:
         return None
-    screen = capture(tmux, pane, lines=15)
-    # only the bottom of the screen counts: an old answered question scrolled up is not a new one
-    tail = "\n".join(screen.rstrip("\n").splitlines()[-12:])
-    return first_match(patterns, tail)
+    return open_question(capture(tmux, pane, lines=30), patterns, window)
+
+
+def open_question(screen: str, patterns: Sequence[str], window: int = 8) -> str | None:
+    """Pure part of needs_input: match the patterns against the bottom `window` non-empty lines."""
+    lines = [ln for ln in screen.splitlines() if ln.strip()]
+    return first_match(patterns, "\n".join(lines[-window:]))
