@@ -1,6 +1,6 @@
 """Measure spawn -> journal ``start`` event for a fake (CLOCK_MONOTONIC on both sides).
 
-    python -m fake_agents.bench_start [-n 50] [--agent fake-agent]
+python -m fake_agents.bench_start [-n 50] [--agent fake-agent]
 """
 
 from __future__ import annotations
