@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -146,37 +145,38 @@ def test_users_default_server_untouched(dispatch: Ctx) -> None:
 )
 def test_send_to_interactive_agent_is_submitted(dispatch: Ctx) -> None:
     try:
-        import fake_agents.claude  # noqa: F401
+        from fake_agents import claude  # noqa: F401
+        from fake_agents import journal as J
     except ImportError:
         pytest.skip("fake_agents.claude (fake-claude) is not available yet")
-    impl = dispatch.set_knobs(stale=0)
     journal = dispatch.sandbox.root / "claude.jsonl"
-    argv = [*fake_program("fake-claude")]
-    impl = impl.with_env(FAKE_AGENT_JOURNAL=str(journal), FAKE_AGENT_FLAGS="--work 30")
+    impl = dispatch.set_knobs(stale=0).with_env(
+        FAKE_AGENT_JOURNAL=str(journal), FAKE_CLAUDE_TURNS="1", FAKE_CLAUDE_WORK_S="0.2"
+    )
     dispatch.impl = impl
     tid = dispatch.task_id()
-    impl.start(tid, argv)
-    from fake_agents import journal as J
-
-    J.wait_for(journal, "start", 20)
+    impl.start(tid, fake_program("fake-claude"))
+    try:
+        J.wait_for(journal, "ready", 20)  # the input box is drawn, bracketed paste on
+    except TimeoutError as e:
+        raise AssertionError(f"fake-claude never became ready: {e}") from None
     text = "Fix the failing test in parser.py, then run the suite.\nKeep the public API."
     impl.send(tid, text)
     want = hashlib.sha256(text.encode()).hexdigest()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        events = J.read(journal)
-        got = [e for e in events if e.get("sha256") == want]
-        submitted = [
-            e
-            for e in events
-            if e.event in ("submit", "submitted", "prompt_submitted")
-            or (e.event == "input" and e.get("kind") in ("submit", "enter"))
-        ]
-        if got and submitted:
-            return
-        time.sleep(0.05)
-    names = [(e.event, e.get("kind")) for e in J.read(journal)][-8:]
-    raise AssertionError(f"the pasted prompt was not delivered and submitted (journal tail {names})")
+    try:
+        J.wait_for(journal, "prompt", 15, where=lambda e: e.get("source") == "tui")
+    except TimeoutError:
+        tail = [(e.event, e.get("kind")) for e in J.read(journal)][-6:]
+        raise AssertionError(
+            f"the pasted prompt was never submitted (no Enter after the paste; journal {tail})"
+        ) from None
+    submitted = [e for e in J.read(journal) if e.event == "prompt" and e.get("source") == "tui"]
+    assert submitted[0]["sha256"] == want, (
+        f"the submitted prompt differs from the text sent ({submitted[0]['length']} bytes, expected {len(text.encode())})"
+    )
+    assert len(submitted) == 1, f"one send submitted {len(submitted)} prompts"
+    task = impl.wait(tid, 20)
+    assert task["state"] == "succeeded", f"state {task['state']!r} (reason {task['reason']!r})"
 
 
 @check(
