@@ -73,7 +73,7 @@ FAULTS = (
     "crash_cli",
 )
 EXIT_CODES = (1, 2, 7, 42)
-WORKS = (0.0, 0.3, 1.0)
+WORKS = (0.2, 1.0, 2.5)
 PAUSES = (0.2, 0.8, 1.5)
 WAITS = (0.3, 1.5)
 FREEZES = (0.3, 1.0)
@@ -213,7 +213,7 @@ class World:
         self.closed = False
         self._n = 0
         self._freezes: list[tuple[threading.Thread, threading.Event]] = []
-        self.sb = Sandbox.create(prefix="dkc-")
+        self.sb = Sandbox.create(prefix="dkx-")
         try:
             env = self.sb.env()
             env.pop("DISPATCH_MODELS", None)

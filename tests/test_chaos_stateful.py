@@ -1,0 +1,110 @@
+"""Chaos programs against live dispatchers: the reference must pass, known-bad ones must be caught.
+
+Real tmux servers, real fake-agent processes, real signals; nothing mocked. ``DK_CHAOS_EXAMPLES``
+(default 25) is the number of generated programs, split over ``SHARDS`` test functions so
+``pytest -n 2`` runs them in parallel; ``DK_CHAOS_SEED`` fixes the programs drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from hypothesis import Phase
+
+from chaos.checker import Violation
+from chaos.cli import main as chaos_main
+from chaos.stateful import ChaosConfig, Stats, replay, run_programs
+from conformance.known_bad import KNOWN_BAD
+
+EXAMPLES = int(os.environ.get("DK_CHAOS_EXAMPLES", "25"))
+SEED = int(os.environ.get("DK_CHAOS_SEED", "20260"))
+SHARDS = 5
+STEPS = 8
+POLL_ONLY = ("wait", "status", "pause")  # no stop/reap: nothing may mask the flaw under test
+
+
+def shard_size(shard: int) -> int:
+    return EXAMPLES // SHARDS + (1 if shard < EXAMPLES % SHARDS else 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_random_programs_pass_against_the_reference(shard):
+    n = shard_size(shard)
+    if n == 0:
+        pytest.skip("DK_CHAOS_EXAMPLES leaves this shard empty")
+    runs: list[Stats] = []
+    run_programs(n, seed=SEED + shard, steps=STEPS, sink=runs.append)
+    assert len(runs) >= 1
+    assert sum(r.tasks for r in runs) >= len(runs)  # every program starts at least one task
+    assert all(r.failure is None for r in runs)
+
+
+# name -> (a program shape that always hits the flaw, the outcome the flaw reports)
+KNOWN_BAD_PROGRAMS = {
+    # heartbeat stops, the agent finishes inside the grace period: no_grace kills it as hung at STALE
+    "no_grace": (
+        ChaosConfig(grace=1.5, behaviours=("grace_finish",), faults=(), ops=POLL_ONLY, noise="never"),
+        "hung",
+    ),
+    # the agent prints __TASK_DONE__ and then fails: done_from_log calls it succeeded
+    "done_from_log": (
+        ChaosConfig(behaviours=("exit",), faults=(), ops=POLL_ONLY, noise="always"),
+        "succeeded",
+    ),
+    # half a result and exit 0: nonatomic_read calls it succeeded instead of failed/invalid_result
+    "nonatomic_read": (
+        ChaosConfig(behaviours=("truncated",), faults=(), ops=POLL_ONLY, noise="never"),
+        "succeeded",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(KNOWN_BAD_PROGRAMS))
+def test_known_bad_dispatcher_is_caught(name):
+    cfg, reported = KNOWN_BAD_PROGRAMS[name]
+    with pytest.raises(Violation) as err:
+        run_programs(2, config=cfg, impl=KNOWN_BAD[name].impl_str, seed=1, steps=2, phases=(Phase.generate,))
+    text = str(err.value)
+    assert f"reported {reported}/" in text, text[:2000]
+    replay_src = getattr(err.value, "replay", None) or text[text.index('"""Chaos replay') :]
+    compile(replay_src, "replay.py", "exec")
+    assert "def test_chaos_replay_seed_1" in replay_src and KNOWN_BAD[name].impl[-1] in replay_src
+
+
+@pytest.mark.slow
+def test_a_recorded_program_replays():
+    program = [
+        ("start", {"behaviour": "ok", "work": 1.0, "variant": 0, "noise": True}),
+        ("start", {"behaviour": "long_work", "work": 0.2, "variant": 1, "noise": False}),
+        ("kill_member", {"task": "t2", "pick": 0}),
+        ("kill_agent", {"task": "t1"}),
+        ("stop", {"task": "t2"}),
+        ("wait", {"task": "t1", "timeout": 1.5}),
+    ]
+    replay(program, config=ChaosConfig(), seed=None)
+
+
+def test_cli_refuses_bad_usage_with_one_line(capsys):
+    assert chaos_main(["run", "--duration", "ten"]) == 2
+    assert chaos_main(["run", "--faults", "kill_agent,bogus"]) == 2
+    assert chaos_main(["run", "--impl", "/nonexistent/dispatch"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("chaos: ") for line in err)
+
+
+@pytest.mark.slow
+def test_short_soak_through_the_cli_writes_its_report(tmp_path):
+    dest = tmp_path / "report"
+    rc = chaos_main(["run", "--duration", "20s", "--seed", "11", "--report", str(dest), "--quiet"])
+    rep = json.loads((dest / "report.json").read_text())
+    assert rc == 0, rep["failures"]
+    assert rep["programs"] >= 1 and rep["executions"] >= rep["programs"] and rep["tasks"] >= rep["programs"]
+    assert rep["operations"].get("start", 0) >= 1 and rep["outcomes"]
+    for row in rep["detection_latency_ms"].values():
+        assert row["p50"] <= row["p95"] <= row["p99"] <= row["max"]
+    md = (dest / "report.md").read_text()
+    assert "# Chaos soak report" in md and "| operation | count |" in md and "p99" in md
