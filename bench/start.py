@@ -120,6 +120,7 @@ def dispatcher_runs(
     out: dict[str, list[float]] = {
         "call_to_agent": [],
         "call_to_running": [],
+        "call_to_starting": [],
         "returned_to_agent": [],
         "call_duration": [],
     }
@@ -149,6 +150,9 @@ def dispatcher_runs(
             evs = impl.events(tid)
             off = target.events_clock_offset
             running = next((e for e in evs if e["state"] == "running"), None)
+            starting = next((e for e in evs if e["state"] == "starting"), None)
+            if starting is not None:  # the task record exists: the CLI is up and has validated
+                out["call_to_starting"].append(float(starting["mono"]) - off - t0)
             out["call_duration"].append(t1 - t0)
             if ev is not None:
                 out["call_to_agent"].append(ev.mono - t0)
