@@ -204,16 +204,45 @@ def run(argv: list[str]) -> tuple[str, Any, int]:
     raise DispatchError("bad_usage", f"unknown verb {v!r}")
 
 
+# Verbs whose implementation lives in its own package; `dispatch VERB ...` hands the rest of argv over.
+DELEGATED = {
+    "conformance": "conformance.cli",
+    "chaos": "chaos.cli",
+    "containers": "containers.cli",
+}
+AGENT_VERBS = ("run", "resume", "attach", "ls", "queue", "workers", "doctor")
+
+
+def _delegate(argv: list[str]) -> int | None:
+    """Hand suites and the agent front end their own argv; None when the verb is a contract verb."""
+    if not argv:
+        return None
+    verb = argv[0]
+    if verb in DELEGATED:
+        import importlib
+
+        return int(importlib.import_module(DELEGATED[verb]).main(argv[1:]) or 0)
+    if verb in AGENT_VERBS or (verb == "logs" and ("-f" in argv or "--follow" in argv)):
+        from runner.agents import cli as agents_cli
+
+        return int(agents_cli.main(argv) or 0)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    delegated = _delegate(argv)
+    if delegated is not None:
+        return delegated
     as_json = (
         len(argv) >= 2
         and argv[1] == "--json"
         or "--json" in argv[: argv.index("--") if "--" in argv else None]
     )
-    if argv and argv[0] in ("-h", "--help"):
+    if not argv or argv[0] in ("-h", "--help"):
         _parser().print_help()
-        return EXIT_OK
+        print("\nmore verbs: " + ", ".join((*AGENT_VERBS, *DELEGATED)) + " (dispatch VERB --help for each)")
+        return EXIT_OK if argv else 2
     try:
         verb, doc, status = run(argv)
     except DispatchError as e:
