@@ -49,9 +49,9 @@ class Env:
         (sb.root / "p.txt").write_bytes(PROMPT)
 
     def agents(
-        self, *args: str, flags: str = "", timeout: float = DEADLINE
+        self, *args: str, flags: str = "", timeout: float = DEADLINE, **extra: str
     ) -> subprocess.CompletedProcess[str]:
-        env = dict(self.env, FAKE_AGENT_FLAGS=flags)
+        env = dict(self.env, FAKE_AGENT_FLAGS=flags, **extra)
         return subprocess.run([PY, "-m", "runner.agents", *args], env=env, capture_output=True, text=True,
                               timeout=timeout, cwd=self.sb.workdir)  # fmt: skip
 

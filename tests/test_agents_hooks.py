@@ -82,6 +82,8 @@ for i in range(3):
 mode = sys.argv[1]
 if mode == "kill":
     os.kill(os.getpid(), signal.SIGSEGV)
+if mode == "sigkill":
+    os.kill(os.getpid(), signal.SIGKILL)
 sys.exit(int(mode))
 """
 
@@ -110,6 +112,8 @@ def test_tee_passes_output_records_events_and_exit_code(tmp_path: Path) -> None:
 def test_tee_dies_by_the_agents_signal(tmp_path: Path) -> None:
     cp, _ = _tee(tmp_path, "kill")
     assert cp.returncode == -signal.SIGSEGV
+    cp, _ = _tee(tmp_path, "sigkill")
+    assert cp.returncode == -signal.SIGKILL
 
 
 def test_launch_puts_prompt_on_stdin_and_keeps_pid(tmp_path: Path) -> None:

@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     if rc < 0:  # the agent died by a signal: die by the same one so the runner sees a crash, not an exit
         sig = -rc
-        signal.signal(sig, signal.SIG_DFL)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those cannot have handlers (nor need resetting)
+            signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
         os.kill(os.getpid(), sig)
     return rc
 
