@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", default="start,detect,scale", help="comma-separated parts: start,detect,scale,suite"
     )
     p.add_argument("--from-json", default=None, metavar="FILE", help="only regenerate the page and plots")
+    p.add_argument(
+        "--reuse",
+        default=None,
+        metavar="FILE",
+        help="take the parts not measured in this run from an earlier results JSON (the page says so)",
+    )
     return p
 
 
@@ -158,6 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     if "suite" in parts:
         log("conformance suite cost")
         res["suite"] = suite.run(opts.suite_workers, log)
+    if opts.reuse:
+        old = json.loads(Path(opts.reuse).read_text())
+        res["meta"]["reused"] = {}
+        for part in ("start", "detect", "scale", "suite"):
+            if part not in res and part in old:
+                res[part] = old[part]
+                res["meta"]["reused"][part] = {
+                    "from": os.path.basename(opts.reuse),
+                    "started": old["meta"]["started"],
+                    "loadavg_start": old["meta"]["loadavg_start"],
+                    "others": old["meta"].get("others", ""),
+                }
     res["meta"]["duration_s"] = time.monotonic() - t0
     res["meta"]["loadavg_end"] = list(os.getloadavg())
     res["headline"] = headline.compute(res)

@@ -326,7 +326,7 @@ def run(
         "endings": {e.name: e.title for e in ENDINGS},
         "floor": pidfd_floor(runs, log),
         "ours": sequential(ours(), runs, log, ENDINGS),
-        "seed": sequential(seed(seed_poll), max(3, runs // 2), log, ENDINGS),
+        "seed": sequential(seed(seed_poll), max(1, runs // 2), log, ENDINGS),
     }
     out["seed_scaled_poll_s"] = seed_poll
     if seed_default_n > 0:

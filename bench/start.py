@@ -171,7 +171,7 @@ def run(runs: int, seed_poll: float, log: Callable[[str], None]) -> dict[str, An
     """All start measurements, warm then cold, summarised (seconds)."""
     res: dict[str, Any] = {"runs": runs}
     for mode, warm in (("warm", True), ("cold", False)):
-        n = runs if warm else max(3, runs // 2)
+        n = runs if warm else max(1, runs // 2)
         raw = {
             "floor": floor_runs(n, warm, log),
             "ours": dispatcher_runs(ours(), n, warm, log),
