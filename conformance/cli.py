@@ -60,12 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dispatch conformance: -n wants a number, got {workers!r}", file=sys.stderr)
         return 2
     if workers not in ("0", "1"):
-        try:
-            import xdist  # noqa: F401
-        except ImportError:
+        import importlib.util
+
+        if importlib.util.find_spec("xdist") is None:
             print("dispatch conformance: pytest-xdist is not installed; running with -n 0", file=sys.stderr)
             workers = "0"
     extra = ["-q"] if not opts.verbose else ["-" + "v" * opts.verbose]
+    # this process imported `conformance` before pytest could rewrite its asserts: expected, not news
+    extra += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     args = pytest_args(
         opts.impl,
         level=opts.level,
