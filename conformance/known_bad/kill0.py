@@ -1,21 +1,29 @@
 """kill0 (P2): liveness by ``kill -0`` alone, no start-time check: a reused PID looks alive.
 
-What it does wrong: ``ProcessIdentity.is_alive`` (used by status/wait/reap to decide whether a task's
-supervisor still lives) becomes "does *some* process have this PID". When the wrapper dies and its PID
-is recycled (or is a zombie), status keeps reporting ``running`` instead of ``crashed/supervisor_lost``.
-Caught by: the P02 PID-reuse checks.
+What it does wrong: status/wait/reap decide "still running" the seeds' way -- ``kill -0 $AGENT_PID``
+succeeds -- and ``ProcessIdentity.is_alive`` (the supervisor check) becomes "does *some* process have
+this PID". When the supervisor and agent die and the agent's (or wrapper's) PID is recycled, status keeps
+reporting ``running`` instead of ``crashed/supervisor_lost``.
+Caught by: the P02 PID-reuse check.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from conformance.known_bad import _seam
 
 
-def kill0_alive(self: object) -> bool:
+def kill0_alive(self: Any) -> bool:
+    return pid_alive(self.pid)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
     try:
-        os.kill(self.pid, 0)  # type: ignore[attr-defined]
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -24,9 +32,17 @@ def kill0_alive(self: object) -> bool:
 
 
 def apply() -> None:
+    from runner import reaper, states
     from runner.procid import ProcessIdentity
 
     ProcessIdentity.is_alive = kill0_alive  # type: ignore[method-assign]
+
+    def reconcile(orig: Any, store: Any, task: dict[str, Any], tmux: Any) -> Any:
+        if not states.is_terminal(task["state"]) and pid_alive(task.get("agent_pid")):
+            return None  # "kill -0 $AGENT_PID" says it runs
+        return orig(store, task, tmux)
+
+    _seam.wrap(reaper, "reconcile", reconcile)
 
 
 def main(argv: list[str]) -> int:

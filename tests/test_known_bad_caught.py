@@ -1,0 +1,71 @@
+"""The conformance suite can fail: each known-bad fails the checks aimed at its flaw; the reference passes them.
+
+Each case runs the real suite (``pytest conformance/checks``) in a subprocess against one implementation,
+targeted with ``-k`` to the check ids in ``KNOWN_BAD[name].checks``, and reads the JSON report. The
+subprocesses inherit this run's ``DK_CONFORMANCE_RUN`` directory, so serial (timing-sensitive) checks
+of parallel cases still never overlap.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.known_bad import KNOWN_BAD
+from conformance.report import Report
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = shlex.quote(str(Path(sys.executable).with_name("dispatch")))
+RUN_TIMEOUT = 900.0
+
+pytestmark = pytest.mark.slow
+
+
+def run_checks(impl: str, ids: list[str], out: Path) -> tuple[Report, str]:
+    """Run the checks `ids` against `impl`; return the report and the tail of the output."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "conformance/checks",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:xdist",
+        "--dispatch-impl",
+        impl,
+        "--dispatch-report",
+        str(out),
+        "-k",
+        " or ".join(ids),
+    ]
+    cp = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=dict(os.environ))
+    tail = "\n".join((cp.stdout + cp.stderr).splitlines()[-25:])
+    assert (out / "conformance-report.json").exists(), f"no report written:\n{tail}"
+    return Report.load(out), tail
+
+
+AIMED = sorted(n for n, k in KNOWN_BAD.items() if k.checks)
+
+
+@pytest.mark.parametrize("name", AIMED)
+def test_known_bad_is_caught(name: str, tmp_path: Path) -> None:
+    kb = KNOWN_BAD[name]
+    report, tail = run_checks(kb.impl_str, list(kb.checks), tmp_path)
+    assert report.smoke.get("ok"), f"{name}: smoke failed: {report.smoke.get('message')}"
+    missed = {cid: report.outcome(cid) for cid in kb.checks if report.outcome(cid) not in ("failed", "error")}
+    assert not missed, f"{name} ({kb.pitfall}: {kb.description}) was not caught by {missed}\n{tail}"
+
+
+def test_reference_passes_the_aimed_checks(tmp_path: Path) -> None:
+    ids = sorted({c for k in KNOWN_BAD.values() for c in k.checks})
+    report, tail = run_checks(REFERENCE, ids, tmp_path)
+    assert report.smoke.get("ok"), report.smoke
+    bad = {cid: report.outcome(cid) for cid in ids if report.outcome(cid) != "passed"}
+    assert not bad, f"the reference does not pass checks the known-bads are measured by: {bad}\n{tail}"
