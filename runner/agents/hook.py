@@ -55,7 +55,11 @@ def last_assistant_text(transcript: str | None) -> str | None:
             ev = json.loads(raw)
         except ValueError:
             continue
-        msg = ev.get("message") if isinstance(ev, dict) else None
+        if not isinstance(ev, dict):
+            continue
+        if ev.get("type") == "assistant" and isinstance(ev.get("text"), str):
+            return ev["text"]  # a flat {"type": "assistant", "text": ...} line
+        msg = ev.get("message")
         if not isinstance(msg, dict) or msg.get("role") != "assistant":
             continue
         content = msg.get("content")
