@@ -232,3 +232,20 @@ def test_interactive_paste_pipeline_byte_for_byte(agents: Agents) -> None:
     assert doc["agent"]["delivery"]["ok"] and doc["agent"]["prompt_delivery"] == "paste"
     pastes = [e for e in journal.all_of(journal.read(j), "input") if e.get("kind") == "paste"]
     assert b"".join(__import__("base64").b64decode(e["b64"]) for e in pastes) == prompt
+
+
+def test_refused_by_the_runner_leaves_nothing(agents: Agents) -> None:
+    """tmux missing is found by the runner after our checks pass: our dirs must go too (P13)."""
+    sd = agents.sb.root / "fresh-state"
+    env = dict(agents.env, DISPATCH_STATE_DIR=str(sd), DISPATCH_TMUX_BIN=str(agents.sb.root / "no-tmux"))
+    cp = subprocess.run([PY, "-m", "runner.agents", "run", "--json", "--agent", "cmd", "--prompt", "p", "--",
+                         *FAKE], env=env, capture_output=True, text=True, timeout=DEADLINE)  # fmt: skip
+    assert cp.returncode == 3 and json.loads(cp.stdout)["error"]["code"] == "tmux_missing", cp.stdout
+    assert not sd.exists(), list(sd.rglob("*"))
+
+
+def test_state_dir_created_private(agents: Agents) -> None:
+    rc, doc = agents.json("run", "--json", "--agent", "cmd", "--prompt", "p", "--", *FAKE)
+    assert rc == 0, doc
+    assert oct(agents.sb.state_dir.stat().st_mode & 0o777) == "0o700"
+    assert oct((agents.sb.state_dir / "agents").stat().st_mode & 0o777) == "0o700"

@@ -214,7 +214,19 @@ def launch(
         raise RunError(getattr(e, "code", "bad_usage"), str(e)) from None
     if paths.root.exists():
         raise RunError("duplicate_task_id", f"task {task_id!r} already exists")
+    made = [d for d in (runner.cfg.state_dir, runner.agents_dir) if not d.exists()]
+
+    def undo() -> None:
+        """A refused start leaves nothing: our task dir, and the dirs we created if still empty."""
+        shutil.rmtree(paths.root, ignore_errors=True)
+        for d in reversed(made):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
     try:
+        ensure_dir(runner.cfg.state_dir)  # 0700 itself, not a 0755 parent of agents/
         ensure_dir(runner.agents_dir)
         paths.root.mkdir(mode=0o700)
     except FileExistsError:
@@ -245,10 +257,10 @@ def launch(
         write_json(paths.meta, meta)
         start = runner.start(task_id, req.cwd, paths.prompt, plan.argv, label=req.label, model=req.model)
     except RunnerError as e:
-        shutil.rmtree(paths.root, ignore_errors=True)
+        undo()
         raise RunError(e.code, e.message, e.exit_status) from None
     except BaseException:
-        shutil.rmtree(paths.root, ignore_errors=True)
+        undo()
         raise
     launched = Launched(task_id, profile, plan, paths, start, meta=meta)
     say(f"{task_id}: started {profile.name} ({plan.mode}) in tmux session {start.get('session')}")
