@@ -74,13 +74,13 @@ def base_image(client, suite: str, log: Log = _log) -> tuple[str, str, bool]:
 
 def dockerfile(p: Platform, base_tag: str, reqs: list[str]) -> str:
     """The offline layer: a venv with the deps from host-built wheels, plus the profile."""
-    quoted = " ".join(f"'{r}'" for r in reqs)
     lines = [
         f"FROM {base_tag}",
         "COPY wheels /opt/dk/wheels",
+        "COPY requirements.txt /opt/dk/requirements.txt",
         # --ignore-requires-python: bullseye's 3.9 gets the newest deps that support it (see wheels.py)
         f"RUN python3 -m venv {VENV} && {VENV}/bin/pip install -q --disable-pip-version-check --no-index "
-        f"--find-links /opt/dk/wheels {quoted} && rm -rf /root/.cache",
+        "--find-links /opt/dk/wheels -r /opt/dk/requirements.txt && rm -rf /root/.cache",
         f"ENV PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
         "LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 DK_PLATFORM=" + p.name,
     ]
@@ -118,7 +118,8 @@ def _platform_image(client, p: Platform, log: Log, force: bool) -> BuildResult:
     wdir, reqs = wheels.ensure_deps(p.python, log=log)
     steps["wheels"] = time.monotonic() - t1
     text = dockerfile(p, base_tag, reqs)
-    h = hashlib.sha256(f"{IMAGE_FORMAT}|{base_key}|{text}".encode())
+    req_text = "\n".join(reqs) + "\n"  # a file, not argv: requirements may carry markers and quotes
+    h = hashlib.sha256(f"{IMAGE_FORMAT}|{base_key}|{text}|{req_text}".encode())
     _hash_tree(h, wdir)
     if p.profile == "macos-like":
         _hash_tree(h, MACOS_DIR)
@@ -134,6 +135,7 @@ def _platform_image(client, p: Platform, log: Log, force: bool) -> BuildResult:
     if p.profile == "macos-like":
         shutil.copytree(MACOS_DIR, ctx / "macos")
     (ctx / "Dockerfile").write_text(text)
+    (ctx / "requirements.txt").write_text(req_text)
     log(f"[image] building {tag}")
     t2 = time.monotonic()
     for chunk in client.api.build(
@@ -153,9 +155,21 @@ def _platform_image(client, p: Platform, log: Log, force: bool) -> BuildResult:
     steps["layer"] = time.monotonic() - t2
     client.images.get(tag).tag(f"dispatch-kit/{p.name}", "latest")
     shutil.rmtree(ctx, ignore_errors=True)
+    _prune(client, f"dispatch-kit/{p.name}", keep=tag)
     result = BuildResult(p.name, tag, False, time.monotonic() - t0, steps)
     _record(result)
     return result
+
+
+def _prune(client, repo: str, keep: str) -> None:
+    """Drop older hash tags of this platform so superseded images do not pile up on disk."""
+    for img in client.images.list(name=repo):
+        for t in img.tags:
+            if t != keep and not t.endswith(":latest") and t.startswith(repo + ":"):
+                try:
+                    client.images.remove(t)
+                except Exception:
+                    pass  # in use by a running container, or already gone: a later build retries
 
 
 def _record(r: BuildResult) -> None:

@@ -73,7 +73,7 @@ def ensure_deps(python: str, log: Callable[[str], None] = print) -> tuple[Path, 
     out = deps_dir(python, reqs)
     done = out / ".complete"
     if done.exists():
-        return out, done.read_text().split()
+        return out, [ln for ln in done.read_text().splitlines() if ln.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="wheels-", dir=cache_dir()))
     base = [
         sys.executable,
@@ -107,7 +107,7 @@ def ensure_deps(python: str, log: Callable[[str], None] = print) -> tuple[Path, 
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, out)
-    (out / ".complete").write_text(" ".join(used))
+    (out / ".complete").write_text("\n".join(used) + "\n")  # one per line: markers contain spaces
     return out, used
 
 

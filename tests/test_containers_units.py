@@ -72,7 +72,7 @@ def test_dockerfile_is_offline():
     for p in platforms.PLATFORMS.values():
         text = images.dockerfile(p, "base:tag", ["libtmux>=0.62", "psutil"])
         assert "apt-get" not in text and "curl" not in text
-        assert "--no-index" in text
+        assert "--no-index" in text and "-r /opt/dk/requirements.txt" in text
         assert ("TMPDIR=/var/folders/" in text) == (p.profile == "macos-like")
 
 
