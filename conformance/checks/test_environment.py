@@ -13,17 +13,37 @@ from conformance.registry import check
 MACOS_LIKE = "var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T"
 
 
-def _lifecycle(dispatch: Ctx, impl) -> None:
-    """start, status, wait, logs, list; a second task stopped; reap: everything a day uses."""
-    a = dispatch.agent("--print", "hello", "--work", "0.3", "--result-mode", "atomic")
+def _under(path: str, *roots: str) -> bool:
+    real = os.path.realpath(path)
+    return any(real == r or real.startswith(r.rstrip("/") + "/") for r in map(os.path.realpath, roots))
+
+
+def _lifecycle(dispatch: Ctx, impl, probe=None) -> None:
+    """start, status, wait, logs, list; a second task stopped; reap: everything a day uses.
+
+    While the first agent runs, its DISPATCH_* files must live under the state dir or $TMPDIR, and
+    ``probe()`` (if given) looks at the system.
+    """
+    a = dispatch.agent("--print", "hello", "--work", "1.0", "--result-mode", "atomic")
     tid = dispatch.task_id()
     impl.start(tid, a.argv, prompt=b"do it")
+    env = a.wait_for("start", 20)["env"]
+    roots = (impl.env["DISPATCH_STATE_DIR"], impl.env["TMPDIR"])
+    for var in ("DISPATCH_PROMPT_FILE", "DISPATCH_RESULT_FILE", "DISPATCH_HEARTBEAT_FILE"):
+        if env.get(var):
+            assert _under(env[var], *roots), f"{var}={env[var]} is outside the state dir and $TMPDIR"
+    if probe is not None:
+        probe()
     impl.status(tid)
     task = impl.wait(tid, 20)
     assert task["state"] == "succeeded", f"state {task['state']!r} (reason {task['reason']!r})"
     assert task["result"] == {"ok": True}, f"result {task['result']!r}"
     if dispatch.caps.has("logs"):
         assert "hello" in impl.logs(tid)["text"], "the agent's output is missing from the log"
+        if task.get("log_path"):
+            assert _under(task["log_path"], *roots), (
+                f"log_path {task['log_path']} is outside the state dir and $TMPDIR"
+            )
     b = dispatch.task_id()
     impl.start(b, dispatch.agent("--work", "30").argv)
     impl.stop(b)
@@ -82,9 +102,11 @@ def test_nothing_written_to_tmp(dispatch: Ctx) -> None:
     with private_tmp(env, keep=[dispatch.sandbox.root], parent=dispatch.sandbox.root) as pt:
         impl = dispatch.impl.wrapped(lambda argv: pt.command(argv, env, str(dispatch.sandbox.workdir)))
         dispatch.impl = impl
-        _lifecycle(dispatch, impl)
+        seen: list[str] = []
+        _lifecycle(dispatch, impl, probe=lambda: seen.extend(pt.written()))  # while a task runs
         dispatch.tmux("kill-server")
-        written = pt.written()
+        seen.extend(pt.written())  # and after everything
+    written = sorted(set(seen))
     assert not written, f"the implementation wrote to /tmp itself: {written[:5]}"
 
 
