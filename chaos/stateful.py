@@ -81,6 +81,7 @@ JUMPS = (3600.0, -3600.0, 86400.0, -30 * 86400.0)
 CLI_KILL_DELAYS = (0.05, 0.25, 0.6)
 LEAK_WAIT_S = 6.0
 STOP_CLEAN_S = 3.0
+KILL_ESCALATION_S = 3.0  # SIGTERM, a grace of a second or so, SIGKILL, then the record
 
 
 @dataclass(frozen=True)
@@ -186,8 +187,9 @@ class Stats:
     latencies: dict[str, list[float]] = field(default_factory=dict)
     tasks: int = 0
     duration: float = 0.0
-    failure: str | None = None
-    replay: str | None = None
+    failure: str | None = None  # one-line-ish summary
+    replay: str | None = None  # the program as a pytest module
+    text: str | None = None  # the full failure: summary, history tail, replay
 
 
 class World:
@@ -277,6 +279,7 @@ class World:
             f"chaos {kind}: {msg}\n\nhistory (last 40 entries, seconds since start):\n"
             f"{self.history.format(last=40)}\n\nreplay (save as a test file):\n{replay}"
         )
+        self.stats.text = text
         v = Violation(text)
         v.replay = replay  # type: ignore[attr-defined]
         v.summary = msg  # type: ignore[attr-defined]
@@ -744,9 +747,15 @@ class World:
 
     def _await_end(self, m: TaskModel) -> None:
         """Wait until the task is terminal; a start whose CLI was killed may need a `stop` (an operator would)."""
+        m.facts.journal = self.journal(m)
         now = time.monotonic()
         due = overdue(m.facts, self.k, float("inf"))
-        limit = (due.hi if due else m.facts.call_t0 + self.k.max_lifetime + self.k.detect) + 2.0 - now
+        # + KILL_ESCALATION: a dispatcher that ends an agent ignoring SIGTERM records it after the SIGKILL
+        limit = (
+            (due.hi if due else m.facts.call_t1 + self.k.max_lifetime + self.k.detect)
+            + KILL_ESCALATION_S
+            - now
+        )
         if m.facts.start_killed:
             limit = min(limit, 1.0)
         call, t0, t1 = self._run(
@@ -757,7 +766,8 @@ class World:
         if m.terminal is not None or (call.error_code == "unknown_task" and m.exists == "maybe"):
             return
         if not m.facts.start_killed:
-            cause = overdue(m.facts, self.k, time.monotonic())
+            m.facts.journal = self.journal(m)
+            cause = overdue(m.facts, self.k, time.monotonic() - KILL_ESCALATION_S)
             raise Violation(
                 f"task {m.tid} ({m.facts.behaviour}) is still {call.doc.get('state')!r}"
                 + (
@@ -983,8 +993,30 @@ def run_programs(
     """Run EXAMPLES random programs (Hypothesis shrinks a failure and raises it, replay included)."""
     from hypothesis.stateful import run_state_machine_as_test
 
-    machine = machine_for(config, impl, seed=seed, sink=sink)
-    run_state_machine_as_test(machine, settings=chaos_settings(examples, steps, **settings_kw))
+    failed: list[Stats] = []
+
+    def collect(s: Stats) -> None:
+        if s.failure is not None:
+            failed.append(s)
+        if sink is not None:
+            sink(s)
+
+    machine = machine_for(config, impl, seed=seed, sink=collect)
+    try:
+        run_state_machine_as_test(machine, settings=chaos_settings(examples, steps, **settings_kw))
+    except Violation:
+        raise
+    except Exception as e:
+        if not failed:
+            raise
+        # Hypothesis replays a failing program to report it; real timing may make the replay fail at
+        # another step (Flaky*). The failure we saw first is the finding: report that one.
+        first = failed[0]
+        v = Violation(
+            f"{type(e).__name__} while replaying a failing program; the failure seen:\n{first.text}"
+        )
+        v.replay, v.summary = first.replay, first.failure  # type: ignore[attr-defined]
+        raise v from e
 
 
 def replay(
