@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from conformance.context import Ctx
-from conformance.harness import Capabilities, Impl, ImplUnavailable
+from conformance.harness import TERMINAL, Capabilities, Impl, ImplUnavailable
 from conformance.isolation import Sandbox
 from conformance.registry import MARK, SERIAL_MARK, CheckInfo, info_of, result_id
 from conformance.report import JUNIT_NAME, CheckResult, Report
@@ -175,13 +175,10 @@ def run_smoke(impl_cmd: str) -> Smoke:
         if call.timed_out or call.problem or call.exit_code not in (0, 124):
             return done(False, f"`wait` on a trivial task is broken: {call.describe()}", caps)
         state = call.doc.get("state")
-        if state != "succeeded":
-            return done(
-                False,
-                f"a trivial task (python -c pass) ended {state!r} (reason {call.doc.get('reason')!r}), "
-                "expected 'succeeded'",
-                caps,
-            )
+        if call.exit_code == 124 or state not in TERMINAL:
+            return done(False, f"a trivial task (python -c pass) never ended: still {state!r} after 20s", caps)
+        if state != "succeeded":  # it can start and end tasks: the checks will say what is wrong
+            return done(True, f"a trivial task ended {state!r} (reason {call.doc.get('reason')!r})", caps)
         return done(True, "ok", caps)
     finally:
         _kill_server(sb)
