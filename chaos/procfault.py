@@ -16,48 +16,27 @@ from dataclasses import dataclass
 
 import psutil
 
-
-def _start_ticks(pid: int) -> int | None:
-    """Start time of PID in clock ticks since boot (Linux), or psutil's create time in µs."""
-    if sys.platform.startswith("linux"):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            return None
-        # comm may contain spaces and parens: split after the last ')'.
-        fields = data[data.rindex(b")") + 2 :].split()
-        return int(fields[19])  # field 22 overall; 3 is fields[0]
-    try:
-        return int(psutil.Process(pid).create_time() * 1_000_000)
-    except psutil.Error:
-        return None
+from runner.procid import ProcessIdentity
 
 
 @dataclass(frozen=True)
-class ProcIdentity:
-    """A process named by PID and start time; every action re-checks both."""
+class ProcIdentity(ProcessIdentity):
+    """The kit's process identity (runner.procid) with what fault injection adds: state, wait-gone.
 
-    pid: int
-    start: int
+    Signals go through the base class, which checks PID + start (race-free via pidfd on Linux).
+    """
 
     @classmethod
-    def of(cls, pid: int) -> ProcIdentity:
+    def of(cls, pid: int) -> ProcIdentity:  # type: ignore[override]
         """Identity of the live process PID; ProcessLookupError if there is none."""
-        start = _start_ticks(pid)
-        if start is None:
+        ident = ProcessIdentity.of(pid)
+        if ident is None:
             raise ProcessLookupError(pid)
-        return cls(pid, start)
+        return cls(ident.pid, ident.start)
 
     def alive(self) -> bool:
         """True while the same process (not a zombie, not a PID successor) exists."""
-        if not sys.platform.startswith("linux"):
-            try:
-                p = psutil.Process(self.pid)
-                return _start_ticks(self.pid) == self.start and p.status() != psutil.STATUS_ZOMBIE
-            except psutil.Error:
-                return False
-        return self.state() not in (None, "Z", "X")
+        return self.is_alive()
 
     def state(self) -> str | None:
         """The kernel's one-letter state (R, S, T, Z, ...) or None when gone or recycled."""
@@ -75,20 +54,6 @@ class ProcIdentity:
         if int(fields[19]) != self.start:
             return None
         return fields[0].decode()
-
-    def signal(self, sig: int) -> bool:
-        """Send SIG only if this exact process still exists (not a zombie); False if gone or recycled.
-
-        A pidfd would close the check-then-kill window entirely; the window here is microseconds
-        and PIDs are not reused that fast in tests.
-        """
-        if self.state() in (None, "Z", "X"):
-            return False
-        try:
-            os.kill(self.pid, sig)
-        except ProcessLookupError:
-            return False
-        return True
 
     def wait_gone(self, timeout: float) -> bool:
         """Wait (reaping it if it is our child) until the process is gone; True if it went."""
