@@ -19,13 +19,20 @@ FALLBACK_MIN_VERSION = "3.2a"
 
 
 def min_version() -> str:
-    """The supported floor, taken from libtmux (the project's reference for tmux compatibility)."""
+    """The supported floor: ours (we use `new-session -e`, added in 3.2), raised to libtmux's if higher.
+
+    Never lower than ours: an old libtmux (resolved on Python 3.9, floor 1.8) must not lower it.
+    """
     try:
         from libtmux.common import TMUX_MIN_VERSION
 
-        return str(TMUX_MIN_VERSION)
+        theirs = str(TMUX_MIN_VERSION)
     except Exception:  # libtmux missing or changed: keep our documented floor
         return FALLBACK_MIN_VERSION
+    ours_t, theirs_t = parse_version(FALLBACK_MIN_VERSION), parse_version(theirs)
+    if theirs_t is None or ours_t is None or theirs_t <= ours_t:
+        return FALLBACK_MIN_VERSION
+    return theirs
 
 
 class TmuxError(Exception):

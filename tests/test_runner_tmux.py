@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -21,12 +22,23 @@ def tm(sandbox):
 
 
 def test_version_and_floor(tm):
-    assert tm.version() == "3.3a"
-    assert tm.require() == "3.3a"
+    installed = subprocess.run(["tmux", "-V"], capture_output=True, text=True, check=True).stdout.split()[-1]
+    assert tm.version() == installed
+    assert tm.require() == installed
     assert min_version() == "3.2a"
     with pytest.raises(TmuxTooOld) as ei:
         tm.require("9.9")
-    assert ei.value.found == "3.3a" and ei.value.minimum == "9.9"
+    assert ei.value.found == installed and ei.value.minimum == "9.9"
+
+
+def test_floor_never_below_ours(monkeypatch):
+    """An old libtmux (Python 3.9 resolves one with floor 1.8) must not lower the runner's floor."""
+    import libtmux.common
+
+    monkeypatch.setattr(libtmux.common, "TMUX_MIN_VERSION", "1.8")
+    assert min_version() == "3.2a"
+    monkeypatch.setattr(libtmux.common, "TMUX_MIN_VERSION", "3.4")
+    assert min_version() == "3.4"
 
 
 def test_new_session_execs_argv_without_a_shell(tm, sandbox):
