@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STARTING, RUNNING, STALLED = "starting", "running", "stalled"
+# Set by the agent front end (runner.agents) when the agent asks a question; the supervisor leaves it be.
+NEEDS_INPUT = "needs_input"
 SUCCEEDED, FAILED, CRASHED, HUNG, TIMED_OUT, STOPPED = (
     "succeeded",
     "failed",
@@ -16,7 +18,7 @@ SUCCEEDED, FAILED, CRASHED, HUNG, TIMED_OUT, STOPPED = (
     "timed_out",
     "stopped",
 )
-NON_TERMINAL = frozenset({STARTING, RUNNING, STALLED})
+NON_TERMINAL = frozenset({STARTING, RUNNING, STALLED, NEEDS_INPUT})
 TERMINAL = frozenset({SUCCEEDED, FAILED, CRASHED, HUNG, TIMED_OUT, STOPPED})
 ALL = NON_TERMINAL | TERMINAL
 

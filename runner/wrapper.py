@@ -370,7 +370,9 @@ class Wrapper:
                 continue
             if d.kind == states.ENTER:
                 assert d.state is not None
-                if self.store.transition(self.task_id, d.state, d.reason, expect=states.NON_TERMINAL):
+                if self.store.transition(
+                    self.task_id, d.state, d.reason, expect=states.NON_TERMINAL - {states.NEEDS_INPUT}
+                ):
                     state = d.state
                 else:
                     cur = self.store.get(self.task_id)
