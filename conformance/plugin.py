@@ -176,7 +176,9 @@ def run_smoke(impl_cmd: str) -> Smoke:
             return done(False, f"`wait` on a trivial task is broken: {call.describe()}", caps)
         state = call.doc.get("state")
         if call.exit_code == 124 or state not in TERMINAL:
-            return done(False, f"a trivial task (python -c pass) never ended: still {state!r} after 20s", caps)
+            return done(
+                False, f"a trivial task (python -c pass) never ended: still {state!r} after 20s", caps
+            )
         if state != "succeeded":  # it can start and end tasks: the checks will say what is wrong
             return done(True, f"a trivial task ended {state!r} (reason {call.doc.get('reason')!r})", caps)
         return done(True, "ok", caps)
