@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 TERMINAL = frozenset({"succeeded", "failed", "crashed", "hung", "timed_out", "stopped"})
-LIVE = frozenset({"starting", "running", "stalled"})
+LIVE = frozenset({"starting", "running", "stalled", "needs_input"})
 STATES = TERMINAL | LIVE
 
 DEFAULT_TIMEOUT = 20.0  # per call; generous for a loaded 2-core machine, checks set tighter bounds
