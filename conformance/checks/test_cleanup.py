@@ -96,10 +96,12 @@ def test_reused_label_gets_a_fresh_log(dispatch: Ctx) -> None:
     dispatch.impl.stop(tid_a)
     wait_until(lambda: not holders(task_a["log_path"]), dispatch.knobs.cleanup_bound)
     size_a = os.path.getsize(task_a["log_path"])
-    b = dispatch.agent("--print", f"B-{b_nonce}", "--work", "0.5")
+    # B works until stopped, so "running" is observable however loaded the machine is.
+    b = dispatch.agent("--print", f"B-{b_nonce}", "--work", "30")
     tid_b, task_b = _running_with_log(dispatch, b, label=label)
-    dispatch.impl.wait(tid_b, 20)
     assert task_b["log_path"] != task_a["log_path"], "two tasks with the same label share a log path"
+    wait_until(lambda: f"B-{b_nonce}".encode() in open(task_b["log_path"], "rb").read(), 10)
+    dispatch.impl.stop(tid_b)
     old = open(task_a["log_path"], "rb").read()
     assert f"B-{b_nonce}".encode() not in old, "the new task's output was written into the old task's log"
     assert len(old) == size_a, "the old task's log grew after it was stopped"
