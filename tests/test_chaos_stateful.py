@@ -20,7 +20,7 @@ from conformance.known_bad import KNOWN_BAD
 
 EXAMPLES = int(os.environ.get("DK_CHAOS_EXAMPLES", "25"))
 SEED = int(os.environ.get("DK_CHAOS_SEED", "20260"))
-SHARDS = 5
+SHARDS = 4
 STEPS = 8
 POLL_ONLY = ("wait", "status", "pause")  # no stop/reap: nothing may mask the flaw under test
 
