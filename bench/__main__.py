@@ -51,13 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the seed's poll for the headline (full 60 = its documented default; quick 2)",
     )
+    p.add_argument(
+        "--idle-defaults-n",
+        type=int,
+        default=None,
+        help="N for the default-knobs idle point (full 100, quick 2)",
+    )
     p.add_argument("--seed-poll", type=float, default=0.25, help="the scaled-down seed poll (script default)")
     p.add_argument(
         "--suite", action="store_true", help="also time the conformance suite (-n 1 and -n 2; slow)"
     )
     p.add_argument("--suite-workers", type=_ints, default=[1, 2])
     p.add_argument(
-        "--only", default="start,detect,scale", help="comma-separated parts: start,detect,scale,suite"
+        "--only",
+        default="start,detect,scale,idle_defaults",
+        help="comma-separated parts: start,detect,scale,idle_defaults,suite",
     )
     p.add_argument("--from-json", default=None, metavar="FILE", help="only regenerate the page and plots")
     p.add_argument(
@@ -124,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed_default_n": opts.seed_default_n if opts.seed_default_n is not None else (1 if q else 20),
         "seed_default_poll": opts.seed_default_poll or (2.0 if q else 60.0),
         "seed_poll": opts.seed_poll,
+        "idle_defaults_n": opts.idle_defaults_n or (2 if q else 100),
     }
     parts = {x.strip() for x in opts.only.split(",") if x.strip()}
     if opts.suite:
@@ -161,13 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     if "scale" in parts:
         log("scale")
         res["scale"] = scale.run(cfg["scale"], cfg["idle_s"], log)
+    if "idle_defaults" in parts:
+        log("idle cost with default knobs")
+        res["idle_defaults"] = scale.run_defaults(cfg["idle_defaults_n"], cfg["idle_s"], log)
     if "suite" in parts:
         log("conformance suite cost")
         res["suite"] = suite.run(opts.suite_workers, log)
     if opts.reuse:
         old = json.loads(Path(opts.reuse).read_text())
         res["meta"]["reused"] = {}
-        for part in ("start", "detect", "scale", "suite"):
+        for part in ("start", "detect", "scale", "idle_defaults", "suite"):
             if part not in res and part in old:
                 res[part] = old[part]
                 res["meta"]["reused"][part] = {

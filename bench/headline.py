@@ -50,6 +50,11 @@ def compute(res: dict[str, Any]) -> dict[str, Any]:
         rows[name] = {
             "ours_p50_s": o.get("p50"),
             "ours_p99_s": o.get("p99"),
+            "ours_over_target": sum(
+                1 for x in _get(det, "ours", name, "samples") or [] if x > TARGETS["detect_p99_s"]
+            ),
+            "ours_max_s": o.get("max"),
+            "ours_n": o.get("n"),
             "seed_default_p50_s": sd.get("p50"),
             "seed_default_p99_s": sd.get("p99"),
             "seed_scaled_p50_s": ss.get("p50"),

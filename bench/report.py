@@ -470,6 +470,17 @@ def markdown(res: dict[str, Any], plot_rel: str, plots_written: list[str]) -> st
             rows,
         )
         w("")
+        idd = res.get("idle_defaults")
+        if idd and "idle" in idd:
+            i = idd["idle"]
+            w(
+                f"With the reference defaults instead (`DISPATCH_STALE_AFTER_S` unset: heartbeat supervision off), "
+                f"N={idd['n']} idle agents cost {_pct(i['supervision_core_share'], 3)} of a core: each wrapper wakes "
+                f"{i['wrapper_wakeups_per_s_per_agent']:.1f}×/s to poll the result file (`states.RESULT_POLL_S`), "
+                f"so 500 agents would cost ≈{_pct(i['supervision_core_share'] * 500 / idd['n'], 0)} of a core "
+                "(extrapolated, not measured)."
+            )
+            w("")
         if "scale_cost.png" in plots_written:
             w(f"![cost against N]({plot_rel}/scale_cost.png)")
             w("")
@@ -535,11 +546,37 @@ def _explain(res: dict[str, Any]) -> list[str]:
         )
     dt = h["detect"]
     if dt["p99_met"] is False:
-        out.append(
-            f"- **Detection p99** is {_ms(dt['worst_p99_s'])}, {_x(dt['worst_p99_s'] / TARGETS['detect_p99_s'])} the "
-            "target, in the worst ending (see the table: tail runs coincide with other engineers' test bursts on "
-            "2 cores)."
+        bad = {
+            n: r["ours_p99_s"]
+            for n, r in dt["rows"].items()
+            if r["ours_p99_s"] is not None and r["ours_p99_s"] > TARGETS["detect_p99_s"]
+        }
+        good = [n for n, r in dt["rows"].items() if n not in bad and r["ours_p99_s"] is not None]
+        limit = TARGETS["detect_p99_s"]
+        missed = ", ".join(
+            f"`{n}` ({_ms(v)}, {_x(v / limit)} the target; {dt['rows'][n]['ours_over_target']} of "
+            f"{dt['rows'][n]['ours_n']} samples above {_ms(limit, 0)}, the largest {_ms(dt['rows'][n]['ours_max_s'])})"
+            for n, v in bad.items()
         )
+        met = ", ".join(f"`{n}`" for n in good)
+        text = f"- **Detection p99** misses in {missed}" + (f"; {met} meet it." if good else ".")
+        text += (
+            " With 50 samples the p99 is set by the one or two slowest runs, and the machine was saturated by "
+            "other engineers' suites (load average well above the 2 cores), so a single descheduling of 0.1-0.5 s "
+            "lands in the tail."
+        )
+        if "pane_killed" in bad:
+            pk = dt["rows"]["pane_killed"]
+            text += (
+                f" Pane killed has the longest path (p50 {_ms(pk['ours_p50_s'])}): the `tmux kill-pane` client "
+                "itself (a process start, inside the measured interval), tmux delivering SIGHUP, then the wrapper "
+                "ending the agent's tree (`procid.kill_tree`: SIGTERM, wait, rescan including a /proc environ scan "
+                "for marked descendants) before it records `crashed/session_lost`. Runner change that would "
+                "shorten it: in `runner/wrapper.py` `supervise()`, when `decide()` returns KILL for `session_lost` "
+                "(an outcome the kill cannot change), write the transition first and clean up after, as `finish()` "
+                "already does for exits."
+            )
+        out.append(text)
     if dt["speedup_met"] is False and dt.get("seed_default_poll_s"):
         out.append(
             f"- **Speed-up over the seed** is {_x(dt['min_speedup_p50'])} at the least favourable ending against a "

@@ -134,9 +134,16 @@ def _all_running(b: Bench, ids: list[str], timeout: float) -> int:
         time.sleep(0.2)
 
 
-def one_n(n: int, idle_s: float, log: Callable[[str], None], agent: str = "fake-agent") -> dict[str, Any]:
-    res: dict[str, Any] = {"n": n, "agent": agent}
-    b = Bench(ours(), KNOBS)
+def one_n(
+    n: int,
+    idle_s: float,
+    log: Callable[[str], None],
+    agent: str = "fake-agent",
+    knobs: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    knobs = KNOBS if knobs is None else knobs
+    res: dict[str, Any] = {"n": n, "agent": agent, "knobs": knobs}
+    b = Bench(ours(), knobs)
     try:
         ids = [new_id(f"n{n}") for _ in range(n)]
 
@@ -269,3 +276,11 @@ def run(ns: list[int], idle_s: float, log: Callable[[str], None]) -> dict[str, A
     res["points"] = points
     res["pid"] = os.getpid()
     return res
+
+
+def run_defaults(n: int, idle_s: float, log: Callable[[str], None]) -> dict[str, Any]:
+    """The same idle measurement with the reference defaults (heartbeat supervision off): the wrapper
+    then polls the result file every states.RESULT_POLL_S instead of checking once a second."""
+    raise_fd_limit()
+    log(f"  idle with default knobs (DISPATCH_STALE_AFTER_S unset), N={n}")
+    return one_n(n, idle_s, log, "fake-agent", knobs={})
