@@ -182,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         for part in ("start", "detect", "scale", "idle_defaults", "suite"):
             if part not in res and part in old:
                 res[part] = old[part]
+                earlier = (old["meta"].get("reused") or {}).get(part)
+                if earlier:  # reused there too: keep pointing at the run that measured it
+                    res["meta"]["reused"][part] = earlier
+                    continue
                 res["meta"]["reused"][part] = {
                     "from": os.path.basename(opts.reuse),
                     "started": old["meta"]["started"],

@@ -277,7 +277,13 @@ def markdown(res: dict[str, Any], plot_rel: str, plots_written: list[str]) -> st
         w("## Start latency")
         w("")
         w(
-            "One task at a time, agent `fake-agent --work 0`. *call → agent* ends at the agent's journaled `start` "
+            "One task at a time, agent `fake-agent --work 0`"
+            + (
+                "; rounds interleave floor, ours and seed so all three see the same background load. "
+                if s.get("interleaved")
+                else " (floor, ours and seed measured one after the other, under whatever load each met). "
+            )
+            + "*call → agent* ends at the agent's journaled `start` "
             "event (its interpreter is up); *call → running* at the dispatcher's `running` transition "
             "(`events --json`); *returned → agent* is negative when the agent was already running when `start` "
             "returned. *warm*: a tmux server is already up (a holder session); *cold*: a fresh socket each time, "

@@ -9,6 +9,7 @@ Floors, measured in the same sandbox the same way:
   spawn       `subprocess.Popen([fake-agent, ...])` -> agent journals `start` (no tmux at all)
   tmux        wall time of `tmux -S SOCK new-session -d -- sleep` alone
 
+Rounds are interleaved (floor, ours, seed, floor, ...) so all three see the same background load.
 "warm" runs keep one holder session on the socket (a tmux server is up, as in real use); "cold" runs
 use a fresh socket each time, so the call also pays for starting the tmux server.
 """
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import FAKE_AGENT, TMUX, Bench, Target, new_id, ours, seed, wait_journal
+from bench.common import FAKE_AGENT, TMUX, Bench, new_id, ours, seed, wait_journal
 from bench.stats import summary
 
 JOURNAL_WAIT = 30.0
@@ -47,137 +48,124 @@ def _kill_server(b: Bench, socket: str) -> None:
     )
 
 
-def floor_runs(runs: int, warm: bool, log: Callable[[str], None]) -> dict[str, list[float]]:
-    """Bare tmux + spawn, bare spawn and bare tmux new-session timings."""
-    out: dict[str, list[float]] = {"tmux_spawn": [], "spawn": [], "tmux_call": []}
-    b = Bench(ours())
-    try:
-        for i in range(runs):
-            sock = str(b.socket if warm else b.sb.root / f"c{i}.sock")
-            if warm and i == 0:
-                _hold(b, sock)
-            # tmux + spawn: the agent as the pane's process, no wrapper, no CLI
-            tid = new_id("fl")
-            jp = b.journal_path(tid)
-            t0 = time.monotonic()
-            subprocess.run(
-                [TMUX, "-S", sock, "new-session", "-d", "-s", tid, "--", FAKE_AGENT, "--journal", str(jp)],
-                env=b.env,
-                check=True,
-                timeout=30,
-                stdin=subprocess.DEVNULL,
-            )
-            ev = wait_journal(jp, "start", JOURNAL_WAIT)
-            if ev is not None:
-                out["tmux_spawn"].append(ev.mono - t0)
-            wait_journal(jp, "ending", JOURNAL_WAIT)
-            if not warm:
-                _kill_server(b, sock)
-            # bare spawn
-            tid = new_id("sp")
-            jp = b.journal_path(tid)
-            t0 = time.monotonic()
-            p = subprocess.Popen(
-                [FAKE_AGENT, "--journal", str(jp)],
-                env=b.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            ev = wait_journal(jp, "start", JOURNAL_WAIT)
-            if ev is not None:
-                out["spawn"].append(ev.mono - t0)
-            p.wait(timeout=30)
-            # bare tmux call
-            sock2 = str(b.socket if warm else b.sb.root / f"d{i}.sock")
-            t0 = time.monotonic()
-            subprocess.run(
-                [TMUX, "-S", sock2, "new-session", "-d", "-s", f"t{i}", "--", "sleep", "30"],
-                env=b.env,
-                check=True,
-                timeout=30,
-                stdin=subprocess.DEVNULL,
-            )
-            out["tmux_call"].append(time.monotonic() - t0)
-            subprocess.run(
-                [TMUX, "-S", sock2, "kill-session", "-t", f"=t{i}"],
-                env=b.env,
-                timeout=10,
-                capture_output=True,
-            )
-            if not warm:
-                _kill_server(b, sock2)
-        log(f"  floor ({'warm' if warm else 'cold'}): {runs} runs")
-    finally:
-        b.close()
-    return out
+def _floor_step(b: Bench, i: int, warm: bool, out: dict[str, list[float]]) -> None:
+    """One round of the three floors (tmux+spawn, spawn alone, the tmux call alone)."""
+    sock = str(b.socket if warm else b.sb.root / f"c{i}.sock")
+    if warm and i == 0:
+        _hold(b, sock)
+    # tmux + spawn: the agent as the pane's process, no wrapper, no CLI
+    tid = new_id("fl")
+    jp = b.journal_path(tid)
+    t0 = time.monotonic()
+    subprocess.run(
+        [TMUX, "-S", sock, "new-session", "-d", "-s", tid, "--", FAKE_AGENT, "--journal", str(jp)],
+        env=b.env,
+        check=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    ev = wait_journal(jp, "start", JOURNAL_WAIT)
+    if ev is not None:
+        out["tmux_spawn"].append(ev.mono - t0)
+    wait_journal(jp, "ending", JOURNAL_WAIT)
+    if not warm:
+        _kill_server(b, sock)
+    # bare spawn
+    tid = new_id("sp")
+    jp = b.journal_path(tid)
+    t0 = time.monotonic()
+    p = subprocess.Popen(
+        [FAKE_AGENT, "--journal", str(jp)],
+        env=b.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ev = wait_journal(jp, "start", JOURNAL_WAIT)
+    if ev is not None:
+        out["spawn"].append(ev.mono - t0)
+    p.wait(timeout=30)
+    # bare tmux call
+    sock2 = str(b.socket if warm else b.sb.root / f"d{i}.sock")
+    t0 = time.monotonic()
+    subprocess.run(
+        [TMUX, "-S", sock2, "new-session", "-d", "-s", f"t{i}", "--", "sleep", "30"],
+        env=b.env,
+        check=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    out["tmux_call"].append(time.monotonic() - t0)
+    subprocess.run(
+        [TMUX, "-S", sock2, "kill-session", "-t", f"=t{i}"], env=b.env, timeout=10, capture_output=True
+    )
+    if not warm:
+        _kill_server(b, sock2)
 
 
-def dispatcher_runs(
-    target: Target, runs: int, warm: bool, log: Callable[[str], None]
-) -> dict[str, list[float]]:
-    """`start` of a `fake-agent --work 0` through the contract, one at a time."""
-    out: dict[str, list[float]] = {
-        "call_to_agent": [],
-        "call_to_running": [],
-        "call_to_starting": [],
-        "returned_to_agent": [],
-        "call_duration": [],
+def _dispatcher_step(b: Bench, i: int, warm: bool, out: dict[str, list[float]]) -> bool:
+    """`start` of one `fake-agent --work 0` through the contract; False when it was refused."""
+    impl = b.impl
+    sock = str(b.socket)
+    if warm:
+        if i == 0:
+            _hold(b, sock)
+    else:
+        sock = str(b.sb.root / f"c{i}.sock")
+        impl = impl.with_env(DISPATCH_TMUX_SOCKET=sock)
+    tid = new_id("st")
+    t0 = time.monotonic()
+    call = impl.start_call(tid, b.agent_argv(tid), strict=False)
+    t1 = time.monotonic()
+    if call.exit_code != 0:
+        return False
+    ev = wait_journal(b.journal_path(tid), "start", JOURNAL_WAIT)
+    # let it end (and its session close) before the next run, so runs never overlap
+    impl.run("wait", tid, "--timeout", "30", timeout=60, strict=False)
+    evs = impl.events(tid)
+    off = b.target.events_clock_offset
+    running = next((e for e in evs if e["state"] == "running"), None)
+    starting = next((e for e in evs if e["state"] == "starting"), None)
+    out["call_duration"].append(t1 - t0)
+    if ev is not None:
+        out["call_to_agent"].append(ev.mono - t0)
+        out["returned_to_agent"].append(ev.mono - t1)
+    if starting is not None:  # the task record exists: the CLI is up and has validated
+        out["call_to_starting"].append(float(starting["mono"]) - off - t0)
+    if running is not None:
+        out["call_to_running"].append(float(running["mono"]) - off - t0)
+    if not warm:
+        _kill_server(b, sock)
+    return True
+
+
+def interleaved(runs: int, warm: bool, seed_poll: float, log: Callable[[str], None]) -> dict[str, Any]:
+    """floor, ours, seed, floor, ours, seed, ...: all three see the same background load."""
+    keys = ("call_to_agent", "call_to_running", "call_to_starting", "returned_to_agent", "call_duration")
+    raw: dict[str, dict[str, list[float]]] = {
+        "floor": {"tmux_spawn": [], "spawn": [], "tmux_call": []},
+        "ours": {k: [] for k in keys},
+        "seed": {k: [] for k in keys},
     }
-    failures = 0
-    b = Bench(target)
+    refused = {"ours": 0, "seed": 0}
+    benches = {"floor": Bench(ours()), "ours": Bench(ours()), "seed": Bench(seed(seed_poll))}
     try:
         for i in range(runs):
-            impl = b.impl
-            sock = str(b.socket)
-            if warm:
-                if i == 0:
-                    _hold(b, sock)
-            else:
-                sock = str(b.sb.root / f"c{i}.sock")
-                impl = impl.with_env(DISPATCH_TMUX_SOCKET=sock)
-            tid = new_id("st")
-            argv = b.agent_argv(tid)
-            t0 = time.monotonic()
-            call = impl.start_call(tid, argv, strict=False)
-            t1 = time.monotonic()
-            if call.exit_code != 0:
-                failures += 1
-                continue
-            ev = wait_journal(b.journal_path(tid), "start", JOURNAL_WAIT)
-            # let it end (and its session close) before the next run, so runs never overlap
-            impl.run("wait", tid, "--timeout", "30", timeout=60, strict=False)
-            evs = impl.events(tid)
-            off = target.events_clock_offset
-            running = next((e for e in evs if e["state"] == "running"), None)
-            starting = next((e for e in evs if e["state"] == "starting"), None)
-            if starting is not None:  # the task record exists: the CLI is up and has validated
-                out["call_to_starting"].append(float(starting["mono"]) - off - t0)
-            out["call_duration"].append(t1 - t0)
-            if ev is not None:
-                out["call_to_agent"].append(ev.mono - t0)
-                out["returned_to_agent"].append(ev.mono - t1)
-            if running is not None:
-                out["call_to_running"].append(float(running["mono"]) - off - t0)
-            if not warm:
-                _kill_server(b, sock)
-        log(f"  {target.name} ({'warm' if warm else 'cold'}): {runs} runs, {failures} refused")
+            _floor_step(benches["floor"], i, warm, raw["floor"])
+            for who in ("ours", "seed"):
+                if not _dispatcher_step(benches[who], i, warm, raw[who]):
+                    refused[who] += 1
+        log(f"  {'warm' if warm else 'cold'}: {runs} interleaved rounds, refused {refused}")
     finally:
-        b.close()
-    return out
+        for b in benches.values():
+            b.close()
+    return {who: {k: {"summary": summary(v), "samples": v} for k, v in d.items()} for who, d in raw.items()}
 
 
 def run(runs: int, seed_poll: float, log: Callable[[str], None]) -> dict[str, Any]:
     """All start measurements, warm then cold, summarised (seconds)."""
-    res: dict[str, Any] = {"runs": runs}
+    res: dict[str, Any] = {"runs": runs, "interleaved": True}
     for mode, warm in (("warm", True), ("cold", False)):
         n = runs if warm else max(1, runs // 2)
-        raw = {
-            "floor": floor_runs(n, warm, log),
-            "ours": dispatcher_runs(ours(), n, warm, log),
-            "seed": dispatcher_runs(seed(seed_poll), n, warm, log),
-        }
-        res[mode] = {
-            who: {k: {"summary": summary(v), "samples": v} for k, v in d.items()} for who, d in raw.items()
-        }
+        res[mode] = interleaved(n, warm, seed_poll, log)
     return res
