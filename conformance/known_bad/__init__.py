@@ -83,7 +83,11 @@ KNOWN_BAD: dict[str, KnownBad] = {
             "P1",
             "launches the pane's shell and send-keys the command line; records #{pane_pid} (the shell) as agent_pid",
         ),
-        _kb("kill0", "P2", "liveness by kill -0 alone, no start-time check: fooled by a reused PID"),
+        _kb(
+            "kill0",
+            "P2",
+            "running while kill -0 $AGENT_PID succeeds, no start-time check: fooled by a recycled PID",
+        ),
         _kb("done_from_log", "P3", "completion read from the log text (__TASK_DONE__, 'exit code 0')"),
         _kb("no_pipe_cleanup", "P4", "never turns pipe-pane off nor ends the pipe process", leaks=True),
         _kb("nonatomic_read", "P5", "reads the result file once; partial or empty counts as success"),
