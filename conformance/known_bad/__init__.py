@@ -66,7 +66,16 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "no_version_check": ("P13.tmux-missing.refused", "P13.tmux-too-old.refused"),
     "tmux_no_timeout": ("P14.frozen-server.status-answers",),
     "no_allowlist": ("P15.model.refused",),
-    "seed_polling": (),
+    "seed_polling": (
+        "P01.agent-pid.journaled",
+        "P03.done-marker.ignored",
+        "P05.partial-result.empty",
+        "P09.stop.kills-tree",
+        "P10.exit-recorded",
+        "P11.no-tmp-writes",
+        "P13.tmux-missing.refused",
+        "P15.model.refused",
+    ),
 }
 
 
