@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ok = not rep.failures
     say(
-        f"{rep.programs} programs ({rep.executions} runs), {rep.tasks} tasks, {sum(rep.faults.values())} faults, "
+        f"{rep.programs} programs, {rep.tasks} tasks, {sum(rep.faults.values())} faults, "
         f"{len(rep.failures)} failing, {rep.elapsed_s:.0f} s"
         + (f"; report in {a.report}" if a.report else "")
     )

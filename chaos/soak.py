@@ -1,8 +1,8 @@
 """Long chaos soaks outside pytest: random programs until the time is up, then a JSON + Markdown report.
 
-Each program is one Hypothesis example with its own seed (``seed``, ``seed + 1``, ...), so any program
-can be generated again. A failing program is shrunk by Hypothesis (at most its own 5-minute shrink
-budget, which may run past the soak's end) and saved as a replayable pytest module in the report dir.
+Programs come from one Hypothesis run seeded ``seed`` (after a failure, the next run is seeded
+``seed + 1``, ...), as many as fit in the duration. A failing program is shrunk by Hypothesis while
+time is left (else reported as first seen) and saved as a replayable pytest module in the report dir.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.checker import percentiles
-from chaos.stateful import DEFAULT_IMPL, ChaosConfig, Stats, run_programs
+from chaos.stateful import DEFAULT_IMPL, ChaosConfig, Stats, TimeUp, run_programs
 
 
 @dataclass
@@ -30,8 +30,8 @@ class SoakReport:
     steps: int
     started_at: str = ""
     elapsed_s: float = 0.0
-    programs: int = 0  # generated programs (one per seed)
-    executions: int = 0  # programs run, shrink attempts included
+    programs: int = 0  # programs run (shrink attempts included)
+    runs: list[int] = field(default_factory=list)  # Hypothesis runs, by seed
     tasks: int = 0
     ops: dict[str, int] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
@@ -41,7 +41,7 @@ class SoakReport:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, s: Stats) -> None:
-        self.executions += 1
+        self.programs += 1
         self.tasks += s.tasks
         for src, dst in (
             (s.ops, self.ops),
@@ -73,7 +73,7 @@ class SoakReport:
             "config": self.config,
             "steps_per_program": self.steps,
             "programs": self.programs,
-            "executions": self.executions,
+            "hypothesis_runs": self.runs,
             "tasks": self.tasks,
             "operations": dict(sorted(self.ops.items())),
             "faults_applied": dict(sorted(self.faults.items())),
@@ -92,8 +92,8 @@ class SoakReport:
             f"- seed {self.seed}, started {self.started_at}, requested {self.duration_s:g} s, ran {self.elapsed_s:.0f} s",
             f"- knobs: stale {self.config.get('stale')} s, grace {self.config.get('grace')} s, "
             f"max lifetime {self.config.get('max_lifetime')} s; {self.steps} steps per program",
-            f"- programs: {self.programs} generated, {self.executions} run (shrinking included), "
-            f"{self.tasks} tasks, {len(self.failures)} failing",
+            f"- programs: {self.programs} run (shrinking included) in {len(self.runs)} Hypothesis run(s) "
+            f"(seeds {', '.join(map(str, self.runs))}), {self.tasks} tasks, {len(self.failures)} failing",
             "",
             "## Operations",
             "",
@@ -172,7 +172,7 @@ def run_soak(
     shrink: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> SoakReport:
-    """Run programs seeded SEED, SEED+1, ... until DURATION_S has passed; save the report if asked."""
+    """Run programs (Hypothesis seeded SEED, then SEED+1 after a failure, ...) until DURATION_S has passed."""
     from hypothesis import Phase
 
     cfg = config or ChaosConfig()
@@ -180,33 +180,45 @@ def run_soak(
     rep.started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
     phases = (Phase.generate, Phase.shrink) if shrink else (Phase.generate,)
-    i = 0
     last: list[Stats] = []
 
     def sink(s: Stats) -> None:
         rep.add(s)
         last.append(s)
+        rep.elapsed_s = time.monotonic() - t0
+        if progress and rep.programs % 10 == 0:
+            progress(f"{rep.programs} programs, {rep.elapsed_s:.0f} s, {len(rep.failures)} failing")
+        if report_dir is not None and rep.programs % 10 == 0:
+            rep.save(report_dir)
 
-    while time.monotonic() - t0 < duration_s:
-        program_seed = seed + i
-        i += 1
-        rep.programs += 1
+    deadline = t0 + duration_s
+    run_seed = seed
+    while time.monotonic() < deadline:
+        # One Hypothesis run per seed, as many programs as fit; a failure ends the run (after
+        # shrinking) and the soak goes on with the next seed.
+        rep.runs.append(run_seed)
         last.clear()
         try:
-            run_programs(1, config=cfg, impl=impl, seed=program_seed, steps=steps, sink=sink, phases=phases)
-        except BaseException as e:  # a failing program (Violation, or Hypothesis' Flaky wrapper)
-            if isinstance(e, KeyboardInterrupt):
-                raise
-            failure = _failure(e, program_seed, last, report_dir)
+            run_programs(
+                10**9,
+                config=cfg,
+                impl=impl,
+                seed=run_seed,
+                steps=steps,
+                sink=sink,
+                phases=phases,
+                deadline=deadline,
+            )
+        except TimeUp:
+            if any(s.failure for s in last):  # time ran out while shrinking: report the latest failure
+                rep.failures.append(_failure(None, run_seed, last, report_dir))
+            break
+        except Exception as e:  # a failing program (Violation)
+            failure = _failure(e, run_seed, last, report_dir)
             rep.failures.append(failure)
             if progress:
-                progress(f"seed {program_seed}: FAILED: {failure['summary'][:200]}")
-        else:
-            if progress and rep.programs % 10 == 0:
-                progress(
-                    f"{rep.programs} programs, {time.monotonic() - t0:.0f} s, {len(rep.failures)} failing"
-                )
-        rep.elapsed_s = time.monotonic() - t0
+                progress(f"seed {run_seed}: FAILED: {failure['summary'][:200]}")
+        run_seed += 1
         if report_dir is not None:
             rep.save(report_dir)
     rep.elapsed_s = time.monotonic() - t0
@@ -215,7 +227,9 @@ def run_soak(
     return rep
 
 
-def _failure(e: BaseException, seed: int, runs: list[Stats], report_dir: str | Path | None) -> dict[str, Any]:
+def _failure(
+    e: BaseException | None, seed: int, runs: list[Stats], report_dir: str | Path | None
+) -> dict[str, Any]:
     """Summary and replay of a failing program: the shrunk one if Hypothesis got there, else the first."""
     replay = getattr(e, "replay", None)
     summary = getattr(e, "summary", None)
