@@ -26,6 +26,14 @@ STOP_TIMEOUT = 8.0
 PKG_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
+_SERVER_GOING_AWAY = ("server exited unexpectedly", "lost server", "Connection refused", "server exited")
+
+
+def _server_going_away(stderr: str) -> bool:
+    """tmux's words for a server that died between our connect and our command (a retry will do)."""
+    return any(w in stderr for w in _SERVER_GOING_AWAY)
+
+
 class Runner:
     """One CLI invocation's view: config, the caller's environment, and lazily the store and tmux."""
 
@@ -198,6 +206,12 @@ class Runner:
                         )
                         break
                     except TmuxError as e:
+                        if isinstance(e, TmuxTimeout):
+                            raise
+                        if _server_going_away(e.stderr):
+                            # we reached a server that was exiting after its last session closed: the
+                            # next call starts a fresh one (P7: new-session's return is always checked)
+                            continue
                         if "duplicate session" not in e.stderr:
                             raise
                         session = SESSION_PREFIX + secrets.token_hex(SESSION_HEX // 2)
