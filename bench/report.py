@@ -563,8 +563,8 @@ def _explain(res: dict[str, Any]) -> list[str]:
             f"+ the FIFO handshake + pipe-pane until `running` ({_ms(wrap)}), then the agent's own interpreter until "
             f"it journals ({_ms(agent)}, what the floor pays). Each interpreter start costs tens of ms unloaded "
             "and several times that under load, so the ratio stays well above 3× at any load. Runner changes that would close most of the gap: (1) "
-            "`runner/tmux.py` `min_version()` imports `libtmux` only to read `TMUX_MIN_VERSION` — 180 ms of imports "
-            'on every CLI call even unloaded (`python -X importtime -m runner.cli`); hard-code "3.2a" (a unit '
+            "`runner/tmux.py` `min_version()` imports `libtmux` only to read `TMUX_MIN_VERSION` — ≈45 ms of imports "
+            'on every CLI call unloaded, 180 ms at load average 15 (`python -X importtime -m runner.cli`); hard-code "3.2a" (a unit '
             "test can pin it to libtmux's value); (2) run the wrapper with `python -I -S` plus `PYTHONPATH` so it "
             "skips site and the editable-install finder (~40 ms); (3) the start path's `reaper.reap` on every start "
             "is O(tasks); (4) structurally, a long-lived per-socket supervisor that forks a wrapper (no new "
