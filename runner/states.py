@@ -33,12 +33,17 @@ def is_terminal(state: str | None) -> bool:
     return state in TERMINAL
 
 
+MAX_TICK_S = 5.0  # an idle supervisor wakes at most every 5 s: 500 idle agents cost ~1 % of a core
+
+
 def heartbeat_interval(stale_after: float) -> float:
-    """How often staleness is checked: clamp(stale/40, 20 ms, 1 s) keeps detection within 2.5 %."""
-    return min(1.0, max(0.02, stale_after / 40.0))
+    """How often staleness is checked: clamp(stale/40, 20 ms, 5 s) keeps detection within 2.5 %."""
+    return min(MAX_TICK_S, max(0.02, stale_after / 40.0))
 
 
-RESULT_POLL_S = 0.1  # how often a running agent's result file is looked at when heartbeats are off
+def result_interval(grace: float) -> float:
+    """How often the result file is looked at when heartbeats are off: it only matters after GRACE."""
+    return min(MAX_TICK_S, max(0.02, grace / 15.0))
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,9 @@ def decide(o: Observation) -> Decision:
         candidates.append(o.now + heartbeat_interval(o.stale_after))
     if o.result != VALID:
         candidates.append(
-            o.now + RESULT_POLL_S if o.stale_after <= 0 else o.now + heartbeat_interval(o.stale_after)
+            o.now + result_interval(o.grace)
+            if o.stale_after <= 0
+            else o.now + heartbeat_interval(o.stale_after)
         )
     nxt = min(candidates) if candidates else None
     if enter is not None:

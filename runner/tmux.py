@@ -19,20 +19,13 @@ FALLBACK_MIN_VERSION = "3.2a"
 
 
 def min_version() -> str:
-    """The supported floor: ours (we use `new-session -e`, added in 3.2), raised to libtmux's if higher.
+    """The supported floor: 3.2a (we use `new-session -e`, added in 3.2; libtmux 0.62's floor too).
 
-    Never lower than ours: an old libtmux (resolved on Python 3.9, floor 1.8) must not lower it.
+    A constant, not read from libtmux at run time: importing libtmux costs 30-180 ms on every CLI call,
+    and an old libtmux (resolved on Python 3.9, floor 1.8) must never lower it. A unit test pins it to
+    be at least the installed libtmux's TMUX_MIN_VERSION.
     """
-    try:
-        from libtmux.common import TMUX_MIN_VERSION
-
-        theirs = str(TMUX_MIN_VERSION)
-    except Exception:  # libtmux missing or changed: keep our documented floor
-        return FALLBACK_MIN_VERSION
-    ours_t, theirs_t = parse_version(FALLBACK_MIN_VERSION), parse_version(theirs)
-    if theirs_t is None or ours_t is None or theirs_t <= ours_t:
-        return FALLBACK_MIN_VERSION
-    return theirs
+    return FALLBACK_MIN_VERSION
 
 
 class TmuxError(Exception):

@@ -379,7 +379,9 @@ class Wrapper:
                     if cur and states.is_terminal(cur["state"]):
                         # someone else (stop after we hung, reap) recorded an end: honour it
                         intent = (cur["state"], cur["reason"])
-            timeout = 1.0 if d.next_check is None else max(0.0, min(1.0, d.next_check - mono()))
+            # with a pidfd the agent's exit wakes us; without one, look at least once a second
+            cap = states.MAX_TICK_S if pidfd is not None else 1.0
+            timeout = cap if d.next_check is None else max(0.0, min(cap, d.next_check - mono()))
             for fd, _ in poller.poll(int(timeout * 1000) + 1 if timeout > 0 else 0):
                 if fd == wake_r:
                     _drain(wake_r)

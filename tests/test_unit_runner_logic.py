@@ -136,7 +136,7 @@ def test_decide_valid_result_suspends_staleness():
 def test_decide_never_leaves_terminal_and_heartbeat_interval():
     for s in states.TERMINAL:
         assert decide(obs(state=s, exited=True, exit_code=0)).kind == states.NONE
-    assert states.heartbeat_interval(0.5) == 0.02 and states.heartbeat_interval(400) == 1.0
+    assert states.heartbeat_interval(0.5) == 0.02 and states.heartbeat_interval(400) == 5.0
     assert states.heartbeat_interval(4) == pytest.approx(0.1)
 
 
