@@ -1,15 +1,52 @@
-"""no_flush (P3): when the agent ends, the log pipe is ended at once, without flushing it.
+"""no_flush (P3): when the agent ends, the log pipe is killed at once instead of being drained.
 
-What it does wrong: the supervisor records the end and kills the pipe-pane process straight away (the
-"kill-session right after the exit" order) instead of writing its end marker and waiting for the pipe to
-acknowledge it. Output the agent printed just before exiting that is still in flight through tmux and
-the pipe never reaches the log.
-Caught by: P03.log.burst-kept.
+What it does wrong: the log filter writes through an ordinary buffered file (as ``sed ... >> LOG`` or a
+Python filter does by default), and when the agent ends the supervisor kills the pipe-pane process
+straight away -- no end marker, no waiting for the pipe to catch up and flush. The pipe dies with its
+last buffer unwritten (and whatever was still in flight through tmux), so the end of every log is lost:
+a burst printed right before exit never reaches the log.
+Caught by: P03.log.burst-kept (and, since every log loses its tail, the other P03 log checks).
 """
 
 from __future__ import annotations
 
+import io
+import os
+from typing import Any
+
 from conformance.known_bad import _seam
+
+
+def logpipe_mode(argv: list[str]) -> int:
+    """The pipe process: the reference filter writing through a buffered file; flushed only at EOF."""
+    from runner.atomicio import write_atomic
+    from runner.logpipe import Stripper
+    from runner.procid import ProcessIdentity
+
+    log_path, taskdir, _nonce = argv
+    me = ProcessIdentity.me()
+    write_atomic(os.path.join(taskdir, "logpipe.pid"), f"{me.pid} {me.start}\n")
+    s = Stripper()
+    with open(log_path, "ab", buffering=io.DEFAULT_BUFFER_SIZE) as log:  # flushed when full or at EOF
+        while True:
+            try:
+                data = os.read(0, 65536)
+            except InterruptedError:
+                continue
+            log.write((s.feed(data) if data else s.finish()).encode())
+            if not data:
+                return 0
+
+
+def apply() -> None:
+    from runner.tmux import Tmux
+
+    def pipe_pane(orig: Any, self: Tmux, pane: str, command: str | None) -> None:
+        if command is not None:
+            command = command.replace("-m runner.logpipe", "-m conformance.known_bad no_flush _logpipe", 1)
+        orig(self, pane, command)
+
+    _seam.wrap(Tmux, "pipe_pane", pipe_pane)
 
 
 def pane_apply() -> None:
@@ -22,10 +59,10 @@ def pane_apply() -> None:
                 pid, start = (int(x) for x in f.read().split())
         except (OSError, ValueError):
             return
-        kill_tree([ProcessIdentity(pid, start)], None, term_timeout=0.5)  # no end marker, no wait
+        kill_tree([ProcessIdentity(pid, start)], None, term_timeout=0.5)  # no end marker, no drain
 
     Wrapper.flush_log = flush_log  # type: ignore[method-assign]
 
 
 def main(argv: list[str]) -> int:
-    return _seam.run("no_flush", argv, None, pane_apply)
+    return _seam.run("no_flush", argv, apply, pane_apply, modes={"_logpipe": logpipe_mode})
