@@ -451,6 +451,8 @@ class World:
         journal = self.sb.root / "journals" / f"{tid}.jsonl"
         doc = json.dumps({"task": tid, "n": variant, "text": "done ✓"}, ensure_ascii=False)
         flags = agent_flags(behaviour, work, variant, doc, self.k)
+        if variant % 2 and "--children" not in flags and "--daemon" not in flags:
+            flags += ["--children", "1"]  # a tree member for kill_member to hit
         if self.config.noise == "always" or (noise and self.config.noise == "random"):
             flags += ["--fake-done", "--ansi-flood", "300"]
         argv = [*fake_program(), "--journal", str(journal), "--heartbeat", "0.1", *flags]
