@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
+import conformance
 from conformance.context import Ctx
 from conformance.registry import check
 
@@ -99,7 +102,12 @@ def test_nothing_written_to_tmp(dispatch: Ctx) -> None:
     from chaos.fs import private_tmp
 
     env = dispatch.impl.env
-    with private_tmp(env, keep=[dispatch.sandbox.root], parent=dispatch.sandbox.root) as pt:
+    # The implementation itself (and this interpreter's venv) may live under /tmp, e.g. a CI clone:
+    # keep those reachable, or the check would measure a missing binary instead of /tmp writes.
+    own = [sys.prefix, str(Path(conformance.__file__).resolve().parent.parent)]
+    impl_paths = [w for w in dispatch.impl.prefix if os.path.isabs(w) and os.path.exists(w)]
+    keep = [dispatch.sandbox.root, *own, *(os.path.dirname(os.path.realpath(w)) for w in impl_paths)]
+    with private_tmp(env, keep=keep, parent=dispatch.sandbox.root) as pt:
         impl = dispatch.impl.wrapped(lambda argv: pt.command(argv, env, str(dispatch.sandbox.workdir)))
         dispatch.impl = impl
         seen: list[str] = []
