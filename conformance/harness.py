@@ -290,7 +290,16 @@ class Impl:
                 os.killpg(proc.pid, signal.SIGKILL)  # the group we created, led by our own child
             except ProcessLookupError:
                 pass
-            out, err = proc.communicate()
+            try:
+                out, err = proc.communicate(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                # Our pipes are still held outside the group (a tmux client hands its stdio to the
+                # server, which may be frozen): stop reading rather than block past the limit.
+                for pipe in (proc.stdout, proc.stderr):
+                    if pipe is not None:
+                        pipe.close()
+                proc.wait()
+                out, err = b"", b"(output pipes held by another process after the timeout)"
         duration = time.monotonic() - t0
         call = Call(
             argv=words,
