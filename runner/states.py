@@ -36,9 +36,13 @@ def is_terminal(state: str | None) -> bool:
 MAX_TICK_S = 5.0  # an idle supervisor wakes at most every 5 s: 500 idle agents cost ~1 % of a core
 
 
-def heartbeat_interval(stale_after: float) -> float:
-    """How often staleness is checked: clamp(stale/40, 20 ms, 5 s) keeps detection within 2.5 %."""
-    return min(MAX_TICK_S, max(0.02, stale_after / 40.0))
+def heartbeat_interval(stale_after: float, grace: float = 0.0) -> float:
+    """How often staleness is checked: clamp((stale+grace)/40, 20 ms, 5 s).
+
+    A hang is then declared within 2.5 % of stale+grace (the bound users set), with as few wake-ups
+    as that allows: 500 idle agents at stale 60 s + grace 30 s wake 0.44 times a second each.
+    """
+    return min(MAX_TICK_S, max(0.02, (stale_after + grace) / 40.0))
 
 
 def result_interval(grace: float) -> float:
@@ -131,12 +135,12 @@ def decide(o: Observation) -> Decision:
             if o.state == STALLED:
                 enter = (RUNNING, "heartbeat_resumed")
             candidates.append(last + o.stale_after)
-        candidates.append(o.now + heartbeat_interval(o.stale_after))
+        candidates.append(o.now + heartbeat_interval(o.stale_after, o.grace))
     if o.result != VALID:
         candidates.append(
             o.now + result_interval(o.grace)
             if o.stale_after <= 0
-            else o.now + heartbeat_interval(o.stale_after)
+            else o.now + heartbeat_interval(o.stale_after, o.grace)
         )
     nxt = min(candidates) if candidates else None
     if enter is not None:

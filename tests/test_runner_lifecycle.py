@@ -153,8 +153,9 @@ def test_stalled_returns_to_running_when_heartbeat_changes(sandbox):
         "beat(0)\n"
         "ready = os.path.join(os.environ['OUT_DIR'], 'resume')\n"
         "while not os.path.exists(ready): time.sleep(0.02)\n"
-        "for i in range(1, 6): beat(i); time.sleep(0.05)\n"
+        "for i in range(1, 41): beat(i); time.sleep(0.05)\n"
     )
+    # beats for 2 s after resuming: longer than one check interval, (0.4 + 30) / 40 = 0.76 s
     knobs = {"DISPATCH_STALE_AFTER_S": "0.4", "DISPATCH_GRACE_S": "30", "OUT_DIR": str(sandbox.workdir)}
     start_ok(sandbox, "sr", *pyagent(code), env=knobs)
     wait_state(sandbox, "sr", "stalled")

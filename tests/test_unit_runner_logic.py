@@ -138,6 +138,7 @@ def test_decide_never_leaves_terminal_and_heartbeat_interval():
         assert decide(obs(state=s, exited=True, exit_code=0)).kind == states.NONE
     assert states.heartbeat_interval(0.5) == 0.02 and states.heartbeat_interval(400) == 5.0
     assert states.heartbeat_interval(4) == pytest.approx(0.1)
+    assert states.heartbeat_interval(60, 30) == pytest.approx(2.25)  # 2.5 % of stale+grace
 
 
 @given(now=st.floats(0, 1e6), stale=st.floats(0.01, 100), grace=st.floats(0, 100), age=st.floats(0, 300))
