@@ -68,11 +68,17 @@ def reconcile(store: Store, task: dict[str, Any], tmux: Tmux | None) -> str | No
         return None
     end_everything(fresh, tmux)
     rec = exit_record(fresh)
+    intent = _intent(fresh)
     if rec is not None:
         from runner.wrapper import read_result_settled
 
         kind, value = read_result_settled(os.path.join(fresh["task_dir"], "result.json"))
-        state, reason = states.classify_exit(rec.get("exit_code"), rec.get("signal"), kind)
+        if rec.get("state") in states.TERMINAL and rec.get("reason"):
+            state, reason = rec["state"], rec["reason"]  # the supervisor's own decision
+        elif intent is not None:
+            state, reason = intent  # it had ended the agent itself: its signal is not a crash
+        else:
+            state, reason = states.classify_exit(rec.get("exit_code"), rec.get("signal"), kind)
         store.transition(
             fresh["task_id"],
             state,
@@ -83,8 +89,24 @@ def reconcile(store: Store, task: dict[str, Any], tmux: Tmux | None) -> str | No
             detail={"recovered_from": "exit.json"},
         )
         return "supervisor_lost_after_exit"
+    if intent is not None:
+        # died while ending the agent: the agent is gone now (end_everything), for the reason it chose
+        store.transition(fresh["task_id"], intent[0], intent[1], detail={"recovered_from": "intent.json"})
+        return "supervisor_lost_after_kill"
     store.transition(fresh["task_id"], states.CRASHED, "supervisor_lost")
     return "supervisor_lost"
+
+
+def _intent(task: dict[str, Any]) -> tuple[str, str] | None:
+    """Why the supervisor was ending the agent, if it had started to (intent.json, written before)."""
+    try:
+        with open(os.path.join(task["task_dir"], "intent.json")) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if doc.get("state") in states.TERMINAL and isinstance(doc.get("reason"), str):
+        return doc["state"], doc["reason"]
+    return None
 
 
 def reap(store: Store, tmux: Tmux | None) -> list[dict[str, Any]]:

@@ -356,8 +356,18 @@ class Wrapper:
             d = states.decide(obs)
             if d.kind == states.END:
                 assert d.state is not None
+                # the decided outcome goes with the exit record, so a reaper that finds only this file
+                # (we died before the state write) records our decision, not our own SIGTERM as a crash
                 write_json(
-                    self.p("exit.json"), {"exit_code": code, "signal": sig, "mono": now, "wall": wall()}
+                    self.p("exit.json"),
+                    {
+                        "exit_code": code,
+                        "signal": sig,
+                        "state": d.state,
+                        "reason": d.reason,
+                        "mono": now,
+                        "wall": wall(),
+                    },
                 )
                 keep_result = result_value if result_kind == states.VALID else None
                 self.finish(d.state, d.reason, exit_code=code, signal=sig, result=keep_result)
@@ -365,6 +375,8 @@ class Wrapper:
             if d.kind == states.KILL:
                 assert d.state is not None and d.reason is not None
                 intent = (d.state, d.reason)
+                # written before the kill: if we die mid-kill, reap still knows why the agent ended
+                write_json(self.p("intent.json"), {"state": d.state, "reason": d.reason, "mono": now})
                 kill_tree([agent], marker, term_timeout=TERM_TIMEOUT, reap=self._collect)
                 self._wait_agent()
                 continue
