@@ -14,6 +14,7 @@ from runner.store import Store
 from runner.tmux import Tmux, TmuxError
 
 STARTING_GRACE_S = 120.0  # a `starting` row with no wrapper yet may belong to a start in progress
+CREATOR_GONE_GRACE_S = 5.0  # ... unless the `start` process that created it is gone
 LIFETIME_SLACK_S = 5.0  # the wrapper enforces max lifetime; reap steps in only when it clearly did not
 
 
@@ -59,7 +60,11 @@ def reconcile(store: Store, task: dict[str, Any], tmux: Tmux | None) -> str | No
         return None
     w = ident(task["wrapper_pid"], task["wrapper_start"])
     if w is None:
-        if mono() - task["created_mono"] < STARTING_GRACE_S:
+        age = mono() - task["created_mono"]
+        creator = _task_json(task).get("creator")
+        start_alive = creator is not None and ProcessIdentity(*creator).is_alive()
+        # a `start` in progress owns its row; once that process is gone, a short grace suffices
+        if age < (STARTING_GRACE_S if start_alive or creator is None else CREATOR_GONE_GRACE_S):
             return None
     elif w.is_alive():
         return None
@@ -95,6 +100,15 @@ def reconcile(store: Store, task: dict[str, Any], tmux: Tmux | None) -> str | No
         return "supervisor_lost_after_kill"
     store.transition(fresh["task_id"], states.CRASHED, "supervisor_lost")
     return "supervisor_lost"
+
+
+def _task_json(task: dict[str, Any]) -> dict[str, Any]:
+    try:
+        with open(os.path.join(task["task_dir"], "task.json")) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _intent(task: dict[str, Any]) -> tuple[str, str] | None:

@@ -18,6 +18,7 @@ from runner.atomicio import copy_private, ensure_dir, write_json
 from runner.clock import Deadline, mono
 from runner.config import SESSION_HEX, SESSION_PREFIX, Config
 from runner.errors import DispatchError
+from runner.procid import ProcessIdentity
 from runner.store import Store, public
 from runner.tmux import Tmux, TmuxError, TmuxMissing, TmuxTimeout, TmuxTooOld, min_version
 
@@ -189,6 +190,8 @@ class Runner:
                 "db_path": str(self.cfg.db_path),
                 "log_path": row["log_path"],
                 "log_nonce": nonce,
+                # the `start` process: if it dies mid-handshake, the wrapper and reap stop waiting for it
+                "creator": ProcessIdentity.me().to_json(),
             },
         )
         go, ack = tdir / "ctl.go", tdir / "ctl.ack"

@@ -170,6 +170,8 @@ class Wrapper:
     def wait_go(self, wake_r: int, fd: int) -> str:
         """Wait for "go" on `fd` (or a stop/hangup, or the handshake deadline): go|stop|hup|timeout."""
         dl = Deadline(HANDSHAKE_TIMEOUT)
+        creator = self.task.get("creator")
+        start_proc = ProcessIdentity(*creator) if creator else None
         buf = b""
         try:
             poller = select.poll()
@@ -182,7 +184,9 @@ class Wrapper:
                     return "hup"
                 if dl.expired():
                     return "timeout"
-                events = poller.poll(int(dl.cap(0.5) * 1000) + 1)
+                if start_proc is not None and not start_proc.is_alive():
+                    return "abandoned"  # `start` died before "go": nobody will send it
+                events = poller.poll(int(dl.cap(0.1) * 1000) + 1)
                 for efd, ev in events:
                     if efd == wake_r:
                         _drain(wake_r)
@@ -255,7 +259,9 @@ class Wrapper:
         if outcome != "go":
             os.close(go_w)  # the child reads EOF and exits 126
             self._wait_agent()
-            reason = {"stop": "stop_requested", "hup": "session_lost"}.get(outcome, "spawn_failed")
+            reason = {"stop": "stop_requested", "hup": "session_lost", "abandoned": "start_abandoned"}.get(
+                outcome, "spawn_failed"
+            )
             state = {"stop": states.STOPPED, "hup": states.CRASHED}.get(outcome, states.FAILED)
             self.finish(state, reason, detail={"handshake": outcome})
             return 0

@@ -38,3 +38,41 @@ def test_decision_survives_supervisor_death_before_state_write(sandbox):
     t = status(sandbox, "lg")
     assert (t["state"], t["reason"]) == ("succeeded", "completed_by_result"), t
     assert t["result"] == {"done": True}
+
+
+def test_start_killed_mid_handshake_is_not_left_starting(sandbox):
+    """`start` dies after the wrapper came up but before "go": the task must end at once, not after 60 s."""
+    import shutil
+    import subprocess
+    import time
+
+    from test_runner_support import PY, REPO, prompt
+
+    from conformance.isolation import kill_marked
+
+    mark = sandbox.workdir / "in-pipe-pane"
+    shim = sandbox.workdir / "tmux"
+    shim.write_text(
+        "#!/bin/sh\n"
+        f'case " $* " in *" pipe-pane "*) touch "{mark}"; exec sleep 30;; esac\n'
+        f'exec {shutil.which("tmux")} "$@"\n'
+    )
+    shim.chmod(0o755)
+    env = sandbox.env(DISPATCH_TMUX_BIN=str(shim), DISPATCH_TMUX_TIMEOUT_S="30", PYTHONPATH=REPO)
+    argv = [PY, "-m", "runner.cli", "start", "--json", "--task-id", "hs", "--cwd", str(sandbox.workdir)]
+    argv += ["--prompt-file", prompt(sandbox), "--", "sleep", "30"]
+    cli = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(mark.exists, 15, "start blocked in pipe-pane")
+        cli.kill()
+        cli.wait()
+        t0 = time.monotonic()
+        t = wait_for(
+            lambda: (s := status(sandbox, "hs"))["state"] not in ("starting", "running") and s,
+            10,
+            "task ended",
+        )
+        assert (t["state"], t["reason"]) == ("failed", "start_abandoned"), t
+        assert time.monotonic() - t0 < 5
+    finally:
+        kill_marked(sandbox.marker)  # the shim's blocked `sleep`, by identity
