@@ -380,6 +380,10 @@ class Wrapper:
                 return
             if d.kind == states.KILL:
                 assert d.state is not None and d.reason is not None
+                if d.reason == "session_lost":
+                    # no kill can change this outcome: record it first, then end the tree (finish)
+                    self.finish(d.state, d.reason)
+                    return
                 intent = (d.state, d.reason)
                 # written before the kill: if we die mid-kill, reap still knows why the agent ended
                 write_json(self.p("intent.json"), {"state": d.state, "reason": d.reason, "mono": now})
