@@ -562,12 +562,11 @@ def _explain(res: dict[str, Any]) -> list[str]:
             f"(p50s): the `dispatch` CLI until the task row exists ({_ms(c_start)}), then tmux + the in-pane wrapper "
             f"+ the FIFO handshake + pipe-pane until `running` ({_ms(wrap)}), then the agent's own interpreter until "
             f"it journals ({_ms(agent)}, what the floor pays). Each interpreter start costs tens of ms unloaded "
-            "and several times that under load, so the ratio stays well above 3× at any load. Runner changes that would close most of the gap: (1) "
-            "`runner/tmux.py` `min_version()` imports `libtmux` only to read `TMUX_MIN_VERSION` — ≈45 ms of imports "
-            'on every CLI call unloaded, 180 ms at load average 15 (`python -X importtime -m runner.cli`); hard-code "3.2a" (a unit '
-            "test can pin it to libtmux's value); (2) run the wrapper with `python -I -S` plus `PYTHONPATH` so it "
-            "skips site and the editable-install finder (~40 ms); (3) the start path's `reaper.reap` on every start "
-            "is O(tasks); (4) structurally, a long-lived per-socket supervisor that forks a wrapper (no new "
+            "and several times that under load, so the ratio stays well above 3× at any load. Already done: the CLI no longer imports `libtmux` (it cost ≈45 ms per call unloaded, 180 ms "
+            "at load average 15; start went from 6.3× to this). Runner changes that would close the rest: (1) run the "
+            "wrapper with `python -S` plus `PYTHONPATH` so it skips site and the editable-install finder (~40 ms; the "
+            "known-bad seam that rewrites the wrapper's argv must learn the flag first); (2) the start path's "
+            "`reaper.reap` on every start is O(tasks); (3) structurally, a long-lived per-socket supervisor that forks a wrapper (no new "
             "interpreter) would leave only the agent's own start, i.e. ≈1× the floor."
         )
     dt = h["detect"]
