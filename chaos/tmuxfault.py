@@ -18,6 +18,7 @@ from pathlib import Path
 
 from chaos.errors import Unsupported
 from chaos.procfault import ProcIdentity, wait_stopped
+from runner.tmux import Tmux, TmuxTimeout
 
 TIMEOUT = 5.0
 
@@ -25,12 +26,11 @@ TIMEOUT = 5.0
 def _tmux(
     socket: str | os.PathLike[str], *args: str, timeout: float = TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
+    """Through the kit's one tmux gateway, on SOCKET; a non-zero exit is returned, not raised."""
     real = shutil.which("tmux")
     if real is None:
         raise Unsupported("tmux is not installed")
-    return subprocess.run(
-        [real, "-S", os.fspath(socket), *args], capture_output=True, text=True, timeout=timeout
-    )
+    return Tmux(socket_path=os.fspath(socket), timeout=timeout, binary=real).run(*args, check=False)
 
 
 def server_identity(socket: str | os.PathLike[str]) -> ProcIdentity:
@@ -45,7 +45,7 @@ def server_answers(socket: str | os.PathLike[str], timeout: float = 1.0) -> bool
     """True if the server on SOCKET answers a trivial command within TIMEOUT."""
     try:
         return _tmux(socket, "display-message", "-p", "ok", timeout=timeout).stdout.strip() == "ok"
-    except subprocess.TimeoutExpired:
+    except TmuxTimeout:
         return False
 
 

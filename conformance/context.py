@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -168,15 +167,14 @@ class Ctx:
 
     # -- tmux on the sandbox socket (ours to inspect and to inject into) -----------------------
     def tmux(self, *args: str, timeout: float = 5.0, check: bool = False, env: dict[str, str] | None = None):
-        tmux = shutil.which("tmux") or "tmux"
-        return subprocess.run(
-            [tmux, "-S", str(self.sandbox.socket), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env or self.sandbox.env(),
-            check=check,
-        )
+        """tmux on the sandbox socket, through the kit's one tmux gateway (runner.tmux)."""
+        from runner.tmux import Tmux
+
+        gw = Tmux(socket_path=str(self.sandbox.socket), timeout=timeout, env=env or self.sandbox.env())
+        cp = gw.run(*args, check=False)
+        if check and cp.returncode != 0:
+            raise subprocess.CalledProcessError(cp.returncode, cp.args, cp.stdout, cp.stderr)
+        return cp
 
     def sessions(self) -> dict[str, str]:
         """{session name: session id} on the implementation's socket (empty when no server)."""

@@ -188,15 +188,13 @@ def run_smoke(impl_cmd: str) -> Smoke:
 
 
 def _kill_server(sb: Sandbox) -> None:
-    if sb.socket.exists():
-        tmux = shutil.which("tmux")
-        if tmux:
-            import subprocess
+    if sb.socket.exists() and shutil.which("tmux"):
+        from runner.tmux import Tmux, TmuxTimeout
 
-            try:
-                subprocess.run([tmux, "-S", str(sb.socket), "kill-server"], capture_output=True, timeout=3)
-            except subprocess.TimeoutExpired:
-                pass  # frozen: cleanup() SIGKILLs it by marker
+        try:
+            Tmux(socket_path=str(sb.socket), timeout=3).run("kill-server", check=False)
+        except TmuxTimeout:
+            pass  # frozen: cleanup() SIGKILLs it by marker
 
 
 def _cached_smoke(impl_cmd: str) -> Smoke:
