@@ -67,3 +67,20 @@ def read_stdin_prompt() -> bytes:
     if os.isatty(0):
         return b""
     return sys.stdin.buffer.read()
+
+
+def batch_turn(agent: Agent, kind: str, session: str, words: list[str]) -> int:
+    """One prompt from argv words (or stdin), worked on and answered: the batch CLIs' whole run."""
+    if words:
+        prompt, source = os.fsencode(" ".join(words)), "argv"
+    else:
+        prompt, source = read_stdin_prompt(), "stdin"
+    agent.record_prompt(prompt, source)
+    agent.emit_outputs()
+    agent.interact()
+    agent.work()
+    text = reply(kind, prompt)
+    agent.line(text)
+    agent.journal.write("turn", n=1, session_id=session, reply=text)
+    agent.finish()
+    return 0  # pragma: no cover

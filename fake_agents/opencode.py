@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from fake_agents import lookalike
@@ -26,19 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     agent = lookalike.make_agent(KIND, "fake_agents.opencode")
     agent.boot(session_id=session, model=args.model or "anthropic/claude-sonnet-4-5")
     lookalike.remember(KIND, session)
-    if args.message:
-        prompt, source = os.fsencode(" ".join(args.message)), "argv"
-    else:
-        prompt, source = lookalike.read_stdin_prompt(), "stdin"
-    agent.record_prompt(prompt, source)
-    agent.emit_outputs()
-    agent.interact()
-    agent.work()
-    text = lookalike.reply(KIND, prompt)
-    agent.line(text)
-    agent.journal.write("turn", n=1, session_id=session, reply=text)
-    agent.finish()
-    return 0  # pragma: no cover
+    return lookalike.batch_turn(agent, KIND, session, args.message)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from fake_agents import lookalike
 
@@ -20,19 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     session = lookalike.new_id()
     agent = lookalike.make_agent(KIND, "fake_agents.pi")
     agent.boot(session_id=session, model=args.model, mode="print" if args.print_mode else "interactive")
-    if args.prompt:
-        prompt, source = os.fsencode(" ".join(args.prompt)), "argv"
-    else:
-        prompt, source = lookalike.read_stdin_prompt(), "stdin"
-    agent.record_prompt(prompt, source)
-    agent.emit_outputs()
-    agent.interact()
-    agent.work()
-    text = lookalike.reply(KIND, prompt)
-    agent.line(text)
-    agent.journal.write("turn", n=1, session_id=session, reply=text)
-    agent.finish()
-    return 0  # pragma: no cover
+    return lookalike.batch_turn(agent, KIND, session, args.prompt)
 
 
 if __name__ == "__main__":
