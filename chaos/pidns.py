@@ -133,6 +133,10 @@ class PidNamespace:
         cmd += ["--pid", "--mount", f"--wd={os.fspath(cwd) if cwd is not None else os.getcwd()}", "--"]
         return cmd
 
+    def command(self, argv: Sequence[str], cwd: str | os.PathLike[str] | None = None) -> list[str]:
+        """The argv that runs ARGV inside the namespace (for wrapping another runner's command line)."""
+        return [*self._enter(cwd), *argv]
+
     def run(
         self,
         argv: Sequence[str],

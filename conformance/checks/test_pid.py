@@ -73,7 +73,7 @@ def test_pid_reuse_is_not_the_agent(dispatch: Ctx) -> None:
     env = dispatch.env()
     with PidNamespace(env=env) as ns:
         # every call of the implementation runs inside the namespace: its PIDs are namespace PIDs
-        impl = dispatch.impl.wrapped(lambda argv: [*ns._enter(dispatch.sandbox.workdir), *argv])
+        impl = dispatch.impl.wrapped(lambda argv: ns.command(argv, dispatch.sandbox.workdir))
         agent = dispatch.agent("--work", "60")
         tid = dispatch.task_id()
         impl.start(tid, agent.argv)
