@@ -7,10 +7,10 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
+from test_runner_support import end_tasks, wait_for
 
 from conformance.isolation import Sandbox
 from fake_agents import journal
@@ -43,16 +43,7 @@ class Agents:
             raise AssertionError(f"not one JSON document: {cp.stdout!r} {cp.stderr!r}") from None
 
     def cleanup(self) -> None:
-        from runner.agents.backend import Runner
-
-        r = Runner(self.env)
-        try:
-            for t in r.list():
-                if t["state"] not in ("succeeded", "failed", "crashed", "hung", "timed_out", "stopped"):
-                    r.stop(t["task_id"])
-        except Exception:
-            pass
-        subprocess.run(["tmux", "-S", str(self.sb.socket), "kill-server"], capture_output=True, timeout=10)
+        end_tasks(self.sb, self.env)
 
 
 @pytest.fixture
@@ -63,16 +54,7 @@ def agents(sandbox: Sandbox) -> Iterator[Agents]:
 
 
 def wait_until(cond, timeout: float = DEADLINE, what: str = "condition"):  # noqa: ANN001, ANN201
-    end = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(delay)
-        delay = min(0.2, delay * 1.5)
+    return wait_for(cond, timeout, what)
 
 
 def test_cmd_run_prompt_byte_for_byte_and_result(agents: Agents) -> None:

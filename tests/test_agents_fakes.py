@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_runner_support import end_tasks
 
 from conformance.isolation import Sandbox
 from fake_agents import journal
@@ -67,16 +68,7 @@ class Env:
         return journal.read(self.journal)
 
     def cleanup(self) -> None:
-        from runner.agents.backend import Runner
-
-        try:
-            r = Runner(self.env)
-            for t in r.list():
-                if t["state"] in ("starting", "running", "stalled"):
-                    r.stop(t["task_id"])
-        except Exception:
-            pass
-        subprocess.run(["tmux", "-S", str(self.sb.socket), "kill-server"], capture_output=True, timeout=10)
+        end_tasks(self.sb, self.env)
 
 
 @pytest.fixture

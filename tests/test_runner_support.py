@@ -122,7 +122,25 @@ def settle(sb: Sandbox, timeout: float = 10.0) -> None:
 
 
 def tmux(sb: Sandbox, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["tmux", "-S", str(sb.socket), *args], capture_output=True, text=True, timeout=5)
+    """tmux on the sandbox socket through the kit's one gateway; a non-zero exit is returned."""
+    from runner.tmux import Tmux
+
+    return Tmux(socket_path=str(sb.socket), timeout=5, env=sb.env()).run(*args, check=False)
+
+
+def end_tasks(sb: Sandbox, env: dict[str, str]) -> None:
+    """Test teardown: stop every task still live (the runner's own stop), then end the tmux server."""
+    from runner import states
+    from runner.agents.backend import Runner
+
+    try:
+        r = Runner(env)
+        for t in r.list():
+            if t["state"] not in states.TERMINAL:
+                r.stop(t["task_id"])
+    except Exception:
+        pass  # teardown: the sandbox's leak check still judges what is left
+    tmux(sb, "kill-server")
 
 
 def sessions(sb: Sandbox) -> list[str]:
