@@ -19,6 +19,8 @@ from pathlib import Path
 
 import psutil
 
+from runner.procid import ProcessIdentity
+
 MARKER_VAR = "DK_TEST_RUN"
 SESSION_VAR = "DK_TEST_SESSION"
 
@@ -30,6 +32,7 @@ class Leak:
     pid: int
     create_time: float
     cmdline: str
+    identity: ProcessIdentity | None = None  # PID + start token, taken when the marker was seen
 
     def __str__(self) -> str:
         return f"pid {self.pid}: {self.cmdline[:160]}"
@@ -135,7 +138,9 @@ def find_marked(marker: str, var: str = MARKER_VAR) -> list[Leak]:
     out = []
     for p in it:
         try:
-            out.append(Leak(p.pid, p.create_time(), " ".join(p.cmdline()) or p.name()))
+            out.append(
+                Leak(p.pid, p.create_time(), " ".join(p.cmdline()) or p.name(), ProcessIdentity.of(p.pid))
+            )
         except psutil.Error:
             continue
     return out
@@ -149,11 +154,6 @@ def kill_marked(marker: str, timeout: float = 5.0, var: str = MARKER_VAR) -> Non
         if not leaks:
             return
         for leak in leaks:
-            try:
-                p = psutil.Process(leak.pid)
-                if p.create_time() == leak.create_time:
-                    p.send_signal(signal.SIGKILL)
-            except psutil.Error:
-                pass
-        psutil.wait_procs([], timeout=0)
+            if leak.identity is not None:
+                leak.identity.signal(signal.SIGKILL)  # only if still that very process
         time.sleep(0.02)
