@@ -4,7 +4,7 @@ A program (a Hypothesis ``RuleBasedStateMachine`` run, or a :func:`replay`) star
 random behaviours through any contract-v1 implementation (``conformance.harness.Impl``), stops, waits,
 polls and reaps them, and fires real faults: SIGKILL of the agent, of a member of its tree, of its
 supervisor (``wrapper_pid``); a frozen tmux server; a session killed from outside; wall-clock jumps
-(``chaos.clock.FakeClock`` in the dispatcher's environment); the dispatcher's own CLI killed mid-call.
+(``faults.clock.FakeClock`` in the dispatcher's environment); the dispatcher's own CLI killed mid-call.
 Every call, fault and observation goes into a :class:`chaos.history.History`.
 
 After every step: each task appears in ``list`` exactly once, every terminal state ever reported stays
@@ -229,8 +229,8 @@ class World:
             env.update(self.k.env())
             self.clock = None
             if "clock_jump" in self.config.faults:
-                from chaos.clock import FakeClock
-                from chaos.errors import Unsupported
+                from faults.clock import FakeClock
+                from faults.errors import Unsupported
 
                 try:
                     self.clock = FakeClock.create(self.sb.root)
@@ -578,7 +578,7 @@ class World:
 
     # -- rules: faults ----------------------------------------------------------------------------
     def _agent_ident(self, m: TaskModel) -> Any:
-        from chaos.procfault import ProcIdentity
+        from faults.procfault import ProcIdentity
 
         st = self._journal_start(m)
         if st is None or st.get("start_ticks") is None:
@@ -596,8 +596,8 @@ class World:
 
     def rule_kill_member(self, task: str, pick: int = 0) -> None:
         """SIGKILL a descendant of the agent or its daemon: the agent itself stays healthy."""
-        from chaos.procfault import ProcIdentity, tree
         from fake_agents import journal as fj
+        from faults.procfault import ProcIdentity, tree
 
         m = self._task(task)
         agent = self._agent_ident(m)
@@ -618,7 +618,7 @@ class World:
 
     def rule_kill_supervisor(self, task: str) -> None:
         """SIGKILL the task's `wrapper_pid` (the dispatcher's own supervisor) by identity."""
-        from chaos.procfault import ProcIdentity
+        from faults.procfault import ProcIdentity
 
         m = self._task(task)
         call, s0, s1 = self._run("status", task)
@@ -640,7 +640,7 @@ class World:
         self._fault("kill_supervisor", t0, t1, applied, task, pid=pid)
 
     def rule_kill_session(self, task: str) -> None:
-        from chaos.tmuxfault import kill_session
+        from faults.tmuxfault import kill_session
 
         m = self._task(task)
         t0 = time.monotonic()
@@ -658,7 +658,7 @@ class World:
 
     def rule_freeze_tmux(self, seconds: float) -> None:
         """SIGSTOP the tmux server for SECONDS in the background (thawed by a timer or by healing)."""
-        from chaos.tmuxfault import freeze_server
+        from faults.tmuxfault import freeze_server
 
         t0 = time.monotonic()
         if self.freezing() or not self.sb.socket.exists():
@@ -801,7 +801,7 @@ class World:
             time.sleep(0.05)
         sessions = []
         if self.sb.socket.exists():
-            from chaos.tmuxfault import _tmux
+            from faults.tmuxfault import _tmux
 
             r = _tmux(self.sb.socket, "list-sessions", "-F", "#{session_name}")
             sessions = r.stdout.split() if r.returncode == 0 else []

@@ -6,8 +6,8 @@ import subprocess
 import sys
 import time
 
-from chaos.clock import FakeClock
-from chaos.tmuxfault import stop_server
+from faults.clock import FakeClock
+from faults.tmuxfault import stop_server
 
 CHILD = r"""
 import sys, threading, time

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.fs import (
+from faults.fs import (
     coarse_timestamps_dir,
     is_mounted,
     loop_devices_of,

@@ -6,7 +6,7 @@ import time
 
 import psutil
 
-from chaos.load import cpu_hogs, fork_burst
+from faults.load import cpu_hogs, fork_burst
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from chaos.pidns import PidNamespace
-from chaos.procfault import ProcIdentity
+from faults.pidns import PidNamespace
+from faults.procfault import ProcIdentity
 
 
 def _cmdline(pid: int) -> list[str]:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from chaos.procfault import ProcIdentity
-from chaos.tmuxfault import (
+from faults.procfault import ProcIdentity
+from faults.tmuxfault import (
     freeze_server,
     kill_pane,
     kill_server,

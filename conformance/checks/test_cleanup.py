@@ -68,7 +68,7 @@ def test_stop_releases_log(dispatch: Ctx) -> None:
     "pipe process and record crashed/session_lost",
 )
 def test_session_killed_releases_log(dispatch: Ctx) -> None:
-    from chaos.tmuxfault import kill_session
+    from faults.tmuxfault import kill_session
 
     agent = dispatch.agent("--print", "hello", "--work", "30")
     tid, task = _running_with_log(dispatch, agent)

@@ -16,9 +16,9 @@ JUMPS = {"forward": 3600.0, "backward": -3600.0}
 def _clocked(dispatch: Ctx):
     """A FakeClock whose env goes to every call of the implementation, hence to its tmux server too."""
     try:
-        from chaos.clock import FakeClock
+        from faults.clock import FakeClock
     except ImportError:
-        pytest.skip("injector chaos.clock.FakeClock is not available")
+        pytest.skip("injector faults.clock.FakeClock is not available")
     clock = FakeClock.create(dispatch.sandbox.root / "clock")
     impl = dispatch.impl.with_env(**clock.env(dispatch.impl.env))
     dispatch.impl = impl
@@ -93,9 +93,9 @@ def test_wall_jump_still_detects_hang_on_time(dispatch: Ctx, direction: str) -> 
 )
 def test_coarse_timestamps_do_not_hang(dispatch: Ctx) -> None:
     try:
-        from chaos.fs import coarse_timestamps_dir
+        from faults.fs import coarse_timestamps_dir
     except ImportError:
-        pytest.skip("injector chaos.fs.coarse_timestamps_dir is not available")
+        pytest.skip("injector faults.fs.coarse_timestamps_dir is not available")
     # stale+grace (0.8 s) below the 1 s timestamp granularity: mtime-based staleness fails here
     with coarse_timestamps_dir(parent=dispatch.sandbox.root) as coarse:
         state_dir = coarse / "state"

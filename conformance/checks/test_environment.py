@@ -99,7 +99,7 @@ def test_long_state_dir_without_socket_knob(dispatch: Ctx) -> None:
     reason="put temporary files under the state dir or $TMPDIR, never a hard-coded /tmp",
 )
 def test_nothing_written_to_tmp(dispatch: Ctx) -> None:
-    from chaos.fs import private_tmp
+    from faults.fs import private_tmp
 
     env = dispatch.impl.env
     # The implementation itself (and this interpreter's venv) may live under /tmp, e.g. a CI clone:
@@ -135,7 +135,7 @@ def _assert_nothing_created(dispatch: Ctx, tid: str, agent) -> None:
     reason="check for tmux before creating anything; refuse with exit 3, error.code tmux_missing and one line",
 )
 def test_tmux_missing_refused(dispatch: Ctx) -> None:
-    from chaos.tmuxfault import path_without_tmux
+    from faults.tmuxfault import path_without_tmux
 
     env = path_without_tmux(dispatch.impl.env, dest=dispatch.sandbox.root / "notmux")
     assert shutil.which("tmux", path=env["PATH"]) is None
@@ -157,7 +157,7 @@ def test_tmux_missing_refused(dispatch: Ctx) -> None:
     "versions, before creating anything",
 )
 def test_old_tmux_refused(dispatch: Ctx) -> None:
-    from chaos.tmuxfault import old_tmux_dir
+    from faults.tmuxfault import old_tmux_dir
 
     old = old_tmux_dir(dispatch.sandbox.root / "oldtmux", "3.1c")
     env = dict(dispatch.impl.env, PATH=f"{old}{os.pathsep}{dispatch.impl.env['PATH']}")

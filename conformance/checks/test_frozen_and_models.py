@@ -49,8 +49,8 @@ def _bounded_status(dispatch: Ctx, tid: str, limit: float, server: object) -> Ca
     serial=True,
 )
 def test_frozen_server_status_answers(dispatch: Ctx) -> None:
-    from chaos.procfault import ProcIdentity
-    from chaos.tmuxfault import freeze_server
+    from faults.procfault import ProcIdentity
+    from faults.tmuxfault import freeze_server
 
     agent = dispatch.agent("--work", "60")
     tid = dispatch.run_agent(agent)

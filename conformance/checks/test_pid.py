@@ -14,7 +14,7 @@ from conformance.registry import check
 
 def _kill(pid: int, start_ticks: int | None) -> None:
     """SIGKILL the journaled agent, by PID and start time (never a recycled PID)."""
-    from chaos.procfault import ProcIdentity
+    from faults.procfault import ProcIdentity
 
     ident = ProcIdentity(pid, start_ticks) if start_ticks is not None else ProcIdentity.of(pid)
     assert ident.signal(signal.SIGKILL), f"the agent (pid {pid}) was already gone before the kill"
@@ -68,7 +68,7 @@ def test_agent_death_detected_while_pane_lives(dispatch: Ctx) -> None:
     "running the same command line is not the agent",
 )
 def test_pid_reuse_is_not_the_agent(dispatch: Ctx) -> None:
-    from chaos.pidns import PidNamespace
+    from faults.pidns import PidNamespace
 
     env = dispatch.env()
     with PidNamespace(env=env) as ns:

@@ -2,7 +2,7 @@
 
 Each is a context manager that mounts what it needs, yields, and unmounts and removes it on exit;
 if any step fails, the steps already done are undone before the error propagates. Mounting needs
-root (Linux); without it the injector raises :class:`chaos.Unsupported` (``readonly_dir`` falls back
+root (Linux); without it the injector raises :class:`faults.Unsupported` (``readonly_dir`` falls back
 to permissions, ``private_tmp`` to a user namespace).
 """
 
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from chaos.errors import Unsupported
+from faults.errors import Unsupported
 
 PRIVTMP = str(Path(__file__).with_name("privtmp.py"))
 

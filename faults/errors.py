@@ -12,7 +12,7 @@ class Unsupported(_Base):  # type: ignore[misc,valid-type]
     """The fault cannot be injected here (no privileges, missing tool, wrong OS); nothing was applied.
 
     With pytest installed this is a ``BaseException`` (pytest's skip outcome): catch it by name,
-    ``except chaos.Unsupported``, not with ``except Exception``.
+    ``except faults.Unsupported``, not with ``except Exception``.
     """
 
     def __init__(self, reason: str) -> None:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos.errors import Unsupported
+from faults.errors import Unsupported
 
 SOURCE = Path(__file__).with_name("clockshim.c")
 CLOCK_FILE_VAR = "DK_CLOCK_FILE"

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from chaos.procfault import ProcIdentity, kill_tree, tree
+from faults.procfault import ProcIdentity, kill_tree, tree
 
 _HOG = "while True: pass"
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import psutil
 
-from chaos.errors import Unsupported
-from chaos.procfault import ProcIdentity
+from faults.errors import Unsupported
+from faults.procfault import ProcIdentity
 
 NSINIT = str(Path(__file__).with_name("nsinit.py"))
 

@@ -4,7 +4,7 @@
 or on SIGTERM. Killing it ends the namespace: the kernel SIGKILLs every other member.
 ``nsinit.py spawn PID -- ARGV...``: set ns_last_pid to PID-1, fork, keep the child only if it landed
 on PID (retry on races), exec ARGV there with stdio on /dev/null in its own session; print the PID.
-Stdlib only, runnable as a file or as ``python -m chaos.nsinit``.
+Stdlib only, runnable as a file or as ``python -m faults.nsinit``.
 """
 
 from __future__ import annotations
