@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runner import contract
+
 STARTING, RUNNING, STALLED = "starting", "running", "stalled"
 # Set by the agent front end (runner.agents) when the agent asks a question; the supervisor leaves it be.
 NEEDS_INPUT = "needs_input"
@@ -18,8 +20,8 @@ SUCCEEDED, FAILED, CRASHED, HUNG, TIMED_OUT, STOPPED = (
     "timed_out",
     "stopped",
 )
-NON_TERMINAL = frozenset({STARTING, RUNNING, STALLED, NEEDS_INPUT})
-TERMINAL = frozenset({SUCCEEDED, FAILED, CRASHED, HUNG, TIMED_OUT, STOPPED})
+NON_TERMINAL = contract.LIVE
+TERMINAL = contract.TERMINAL
 ALL = NON_TERMINAL | TERMINAL
 
 # result file classification
@@ -28,9 +30,7 @@ ABSENT, VALID, INVALID = "absent", "valid", "invalid"
 # decision kinds
 NONE, ENTER, KILL, END = "none", "enter", "kill", "end"
 
-
-def is_terminal(state: str | None) -> bool:
-    return state in TERMINAL
+is_terminal = contract.is_terminal
 
 
 MAX_TICK_S = 5.0  # an idle supervisor wakes at most every 5 s: 500 idle agents cost ~1 % of a core

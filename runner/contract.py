@@ -1,0 +1,161 @@
+"""Contract v1's shared words, defined once: states, error codes and exits, the task document, knobs,
+the tmux floor and how to run the reference.
+
+Everything that speaks the contract (runner, runner.agents, conformance, chaos, bench, tests) imports
+these names from here; tests/test_contract_single.py fails when one of them is defined a second time.
+The state set is read from conformance/schemas/task.json, so the schema stays the one source of truth.
+Stdlib only and no imports of ours: this module sits at the bottom of the layers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, TypedDict
+
+CONTRACT_VERSION = "1"
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "conformance" / "schemas"
+
+
+def _schema_states() -> tuple[str, ...]:
+    """The `state` enum of task.json, in the schema's order."""
+    doc = json.loads((SCHEMA_DIR / "task.json").read_text())
+    return tuple(doc["properties"]["state"]["enum"])
+
+
+# -- states ---------------------------------------------------------------------------------------------
+
+STATES: tuple[str, ...] = _schema_states()
+# The ended states: a task in one never changes again (CONTRACT.md, "States").
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "crashed", "hung", "timed_out", "stopped"})
+LIVE: frozenset[str] = frozenset(STATES) - TERMINAL
+assert TERMINAL <= frozenset(STATES), "contract.TERMINAL names a state the schema does not list"
+
+
+def is_terminal(state: str | None) -> bool:
+    """True for an ended state (None, unknown and live states are not ended)."""
+    return state in TERMINAL
+
+
+# -- errors and exit statuses ---------------------------------------------------------------------------
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # also: a followed run that ended in any state but succeeded
+EXIT_BAD_INPUT = 2
+EXIT_ENV = 3
+EXIT_TIMEOUT = 124
+EXIT_INTERRUPTED = 130
+
+# error code -> exit status (contract v1 table, CONTRACT.md "Errors")
+CODES: dict[str, int] = {
+    "bad_usage": EXIT_BAD_INPUT,
+    "bad_task_id": EXIT_BAD_INPUT,
+    "duplicate_task_id": EXIT_BAD_INPUT,
+    "unknown_task": EXIT_BAD_INPUT,
+    "bad_label": EXIT_BAD_INPUT,
+    "model_not_allowed": EXIT_BAD_INPUT,
+    "bad_prompt_file": EXIT_BAD_INPUT,
+    "bad_text_file": EXIT_BAD_INPUT,
+    "bad_cwd": EXIT_BAD_INPUT,
+    "bad_argv": EXIT_BAD_INPUT,
+    "bad_config": EXIT_BAD_INPUT,
+    "not_running": EXIT_BAD_INPUT,
+    "not_supported": EXIT_BAD_INPUT,
+    "tmux_missing": EXIT_ENV,
+    "tmux_too_old": EXIT_ENV,
+    "tmux_unreachable": EXIT_ENV,
+    "state_dir_unusable": EXIT_ENV,
+    "internal": EXIT_INTERNAL,
+    # agent layer (dispatch run/resume/queue): not contract verbs, same table
+    "not_delivered": EXIT_INTERNAL,
+    "queue_item_unknown": EXIT_BAD_INPUT,
+}
+
+
+def exit_status(code: str) -> int:
+    """The exit status of an error code; an unknown code is an internal error."""
+    return CODES.get(code, EXIT_INTERNAL)
+
+
+class DispatchError(Exception):
+    """The one error type: a contract error code, a one-line message and the exit status it maps to."""
+
+    def __init__(self, code: str, message: str, exit_status: int | None = None) -> None:
+        message = " ".join(str(message).split())  # always one line
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.exit_status = CODES.get(code, EXIT_INTERNAL) if exit_status is None else exit_status
+
+    def to_json(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+# -- documents ------------------------------------------------------------------------------------------
+
+
+class TaskDoc(TypedDict, total=False):
+    """The task document (conformance/schemas/task.json): what status, wait and stop print."""
+
+    task_id: str
+    state: str
+    reason: str | None
+    exit_code: int | None
+    signal: int | None
+    session: str
+    agent_pid: int | None
+    wrapper_pid: int | None
+    argv: list[str]
+    cwd: str
+    label: str | None
+    model: str | None
+    started_at: float | None
+    ended_at: float | None
+    log_path: str | None
+    result: Any
+
+
+# -- knobs ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The three timing knobs every implementation reads from its environment (seconds)."""
+
+    stale: float = 0.6
+    grace: float = 3.0
+    max_lifetime: float = 20.0
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DISPATCH_STALE_AFTER_S": f"{self.stale:g}",
+            "DISPATCH_GRACE_S": f"{self.grace:g}",
+            "DISPATCH_MAX_LIFETIME_S": f"{self.max_lifetime:g}",
+        }
+
+    def but(self, **kw: float) -> Knobs:
+        return replace(self, **{k: v for k, v in kw.items() if k in {f.name for f in fields(self)}})
+
+
+# -- tmux and the reference -----------------------------------------------------------------------------
+
+# The supported floor: `new-session -e` arrived in 3.2; libtmux 0.62's floor is 3.2a too. Older: exit 3.
+TMUX_MIN_VERSION = "3.2a"
+
+
+def reference_command(python: str | None = None) -> list[str]:
+    """How to run the reference implementation as a contract command (argv prefix)."""
+    return [python or sys.executable, "-m", "runner.cli"]
+
+
+def dispatch_command(env: dict[str, str] | None = None) -> list[str]:
+    """The implementation under use: shell words of $DISPATCH_CMD, else the reference."""
+    import shlex
+
+    env = dict(os.environ) if env is None else env
+    if env.get("DISPATCH_CMD"):
+        return shlex.split(env["DISPATCH_CMD"])
+    return reference_command()
