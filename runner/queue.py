@@ -72,12 +72,48 @@ class Item:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    # the fleet's (runner/queue_pg.py): who holds the claim, its fencing token and lease; unset in sqlite
+    host: str | None = None
+    fence: int = 0
+    lease_until: float | None = None
+    native_id: str | None = None
+    losses: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        """The item for `--json` output (the prompt as its length; the text stays in the store)."""
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "prompt"}
+        """The item for `--json` output (the prompt as its length; the text stays in the store).
+        The fleet's fields appear only for a PostgreSQL queue, so sqlite documents stay as they were."""
+        fleet = FLEET_FIELDS if self.fleet else ()
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k in BASE_FIELDS or k in fleet}
         d["prompt_bytes"] = len(self.prompt)
         return d
+
+    @property
+    def fleet(self) -> bool:
+        return self.fence > 0 or self.host is not None or self.losses > 0 or self.lease_until is not None
+
+
+FLEET_FIELDS = ("host", "fence", "lease_until", "native_id", "losses")
+BASE_FIELDS = tuple(
+    "id key task_id spec state outcome error priority attempts max_attempts not_before worker"
+    " created_at started_at finished_at".split()
+)
+
+
+def open_queue(
+    db_path: str | Path, url: str | None = None, env: Mapping[str, str] | None = None, **kw: Any
+) -> Any:
+    """The queue to use: `url` or $DISPATCH_QUEUE_URL (PostgreSQL, for several hosts), else the sqlite
+    tables beside the runner's own (one machine, zero setup)."""
+    url = url or (env or {}).get("DISPATCH_QUEUE_URL") or None
+    if not url:
+        return Queue(db_path)
+    try:
+        from runner.queue_pg import PgQueue, host_name
+    except ImportError:  # psycopg missing: say so in one line
+        raise QueueError(
+            "bad_config", "a PostgreSQL queue needs psycopg: pip install 'psycopg[binary]'"
+        ) from None
+    return PgQueue(url, host=host_name(env), **kw)
 
 
 def attempt_task_id(key: str, attempt: int) -> str:
