@@ -35,9 +35,12 @@ class Workers:
     _errors: dict[str, runs.RunError] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def _launch(self, item: Item) -> None:
+    def _request(self, item: Item) -> runs.Request:
         assert item.task_id is not None
-        req = runs.Request.from_spec(item.spec, item.prompt, item.task_id)
+        return runs.Request.from_spec(item.spec, item.prompt, item.task_id)
+
+    def _launch(self, item: Item) -> None:
+        req = self._request(item)
         try:
             launched = runs.launch(req, self.runner, self.say)
             if launched.delivery is not None and not launched.delivery.ok:
@@ -109,11 +112,15 @@ class Workers:
             c["queued"] == 0 and c["running"] == 0 and not any(t.is_alive() for t in self._launching.values())
         )
 
+    def _wait(self, seconds: float) -> None:
+        """Between passes: a plain wait here; the fleet's workers wake on NOTIFY instead."""
+        self.stop.wait(seconds)
+
     def loop(self, until_empty: bool = False) -> None:
         while not self.stop.is_set():
             self.pass_once()
             if until_empty and self.idle():
                 return
-            self.stop.wait(self.poll_s)
+            self._wait(self.poll_s)
         for t in list(self._launching.values()):
             t.join(timeout=30)
