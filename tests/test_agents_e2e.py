@@ -103,7 +103,7 @@ def test_question_detected_reported_and_answered(agents: Agents) -> None:
         wait_until(lambda: note.exists() and note.stat().st_size > 0, what="--notify")
         told = json.loads(note.read_text())
         assert told["state"] == "needs_input" and "QUESTION: may I delete build/" in told["question"]
-        rc, rows = agents.json("ls", "--json")
+        rc, rows = agents.json("ls", "--live", "--json")
         row = next(r for r in rows if r["task_id"] == "q1")
         assert row["live_state"] == "needs_input" and row["agent"] == "cmd"
         cp = agents("send", "q1", "--text", "yes")
@@ -147,7 +147,7 @@ def test_queue_workers_limit_and_cleanup(agents: Agents) -> None:
     rc, doc = agents.json("queue", "add", "--json", "--agent", "cmd", "--task-id", "gone", "--prompt", "p",
                           "--", *FAKE)  # fmt: skip
     assert agents.json("queue", "cancel", "--json", "gone")[1]["state"] == "cancelled"
-    rc, rows = agents.json("ls", "--json")
+    rc, rows = agents.json("ls", "--live", "--json")
     assert [r["task_id"] for r in rows if r["live_state"] == "queued"] == ["job0", "job1", "job2", "job3"]
     cp = agents("workers", "--max", "2", "--until-empty", "--poll", "0.1", timeout=120)
     assert cp.returncode == 0, cp.stderr

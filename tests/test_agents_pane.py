@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 
 from runner.agents import runs
-from runner.agents.cli import Progress, build_parser, find_terminal
+from runner.agents.cli import Progress, find_terminal
 from runner.agents.pane import prompt_probe, shows_prompt
+from runner.cli import build_parser
 
 
 def test_prompt_probe_and_shows_prompt() -> None:

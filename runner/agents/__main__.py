@@ -1,7 +1,7 @@
-"""`python -m runner.agents VERB ...`: the agent verbs without the runner's CLI wiring."""
+"""`python -m runner.agents VERB ...`: the same `dispatch` parser tree (kept for scripts that used it)."""
 
 import sys
 
-from runner.agents.cli import main
+from runner.cli import main
 
 sys.exit(main())

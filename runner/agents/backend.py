@@ -1,6 +1,10 @@
-"""How runner.agents talks to the runner: its in-process API (runner.tasks.Runner), or, when
-`DISPATCH_CMD` names another implementation (a shell-word command prefix), contract v1 verbs
-(`CMD VERB --json ...`) as subprocesses. Both give the same documents and the same error codes.
+"""The agent layer's one seam to a dispatcher, chosen once per process by :func:`open_backend`.
+
+``InProcessBackend`` calls the reference (runner.tasks.Runner) directly: no process per call, so a
+followed run's 0.5 s loop costs a sqlite read and a pidfd wait. ``SubprocessBackend`` speaks contract
+v1 (``CMD VERB --json ...``) to any implementation named by ``DISPATCH_CMD``. Both return the same
+documents and raise the same :class:`runner.contract.DispatchError`. Live states the contract has no
+verb for (``needs_input``) go through :meth:`Backend.mark_needs_input`: only the reference records them.
 tmux access for the pane (capture, paste) goes through the runner's gateway, runner.tmux.Tmux.
 """
 
@@ -8,91 +12,38 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from runner import config
+from runner.contract import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    DispatchError,
+    dispatch_command,
+    is_terminal,
+)
 from runner.tmux import Tmux, TmuxError
 
-TERMINAL = frozenset({"succeeded", "failed", "crashed", "hung", "timed_out", "stopped"})
-VERB_TIMEOUT = 30.0  # a stuck runner is an error, not a hang of ours (P14)
+VERB_TIMEOUT = 30.0  # a stuck implementation is an error, not a hang of ours (P14)
+NEEDS_INPUT = "needs_input"
+
+__all__ = ["Backend", "InProcessBackend", "SubprocessBackend", "open_backend", "is_terminal"]
 
 
-class RunnerError(Exception):
-    """A runner verb refused or failed: the contract error code, its one-line message and exit status."""
+class Backend:
+    """The dispatcher verbs the agent layer uses, plus our files and the tmux gateway."""
 
-    def __init__(self, code: str, message: str, exit_status: int) -> None:
-        super().__init__(message)
-        self.code, self.message, self.exit_status = code, " ".join(str(message).split()), exit_status
-
-
-def is_terminal(state: str | None) -> bool:
-    return state in TERMINAL
-
-
-def dispatch_cmd(env: Mapping[str, str] | None = None) -> list[str]:
-    """The runner command prefix: $DISPATCH_CMD, else this interpreter running runner.cli."""
-    env = os.environ if env is None else env
-    if env.get("DISPATCH_CMD"):
-        return shlex.split(env["DISPATCH_CMD"])
-    return [sys.executable, "-c", "import sys; from runner.cli import main; sys.exit(main())"]
-
-
-class Runner:
-    """The runner's verbs; every call returns the parsed JSON document or raises RunnerError."""
+    kind = "abstract"
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.env = dict(os.environ if env is None else env)
         self.cfg = config.load(self.env)
-        self.cmd = dispatch_cmd(self.env)
-        self._inproc: Any = None
-        if not self.env.get("DISPATCH_CMD"):
-            try:
-                from runner.tasks import Runner as TasksRunner
 
-                self._inproc = TasksRunner(self.cfg, env=self.env)
-            except ImportError:
-                self._inproc = None
-
-    def _api(self, verb: str, *args: Any) -> Any:
-        """One in-process call with DispatchError mapped to RunnerError (same codes and exit statuses)."""
-        from runner.errors import DispatchError
-
-        try:
-            return getattr(self._inproc, verb)(*args)
-        except DispatchError as e:
-            raise RunnerError(e.code, e.message, e.exit_status) from None
-
-    # -- verbs -----------------------------------------------------------------------------------
-
-    def call(self, verb: str, *args: str, timeout: float = VERB_TIMEOUT, ok: Sequence[int] = (0,)) -> Any:
-        argv = [*self.cmd, verb, "--json", *args]
-        try:
-            cp = subprocess.run(
-                argv, capture_output=True, env=self.env, timeout=timeout, stdin=subprocess.DEVNULL
-            )
-        except subprocess.TimeoutExpired:
-            raise RunnerError("internal", f"dispatch {verb} did not answer within {timeout:g}s", 1) from None
-        except OSError as e:
-            raise RunnerError("internal", f"cannot run the runner ({argv[0]}): {e.strerror}", 1) from None
-        try:
-            doc = json.loads(cp.stdout) if cp.stdout.strip() else None
-        except ValueError:
-            doc = None
-        if cp.returncode in ok and doc is not None:
-            return doc
-        if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
-            err = doc["error"]
-            raise RunnerError(str(err.get("code")), str(err.get("message")), cp.returncode)
-        msg = cp.stderr.decode(errors="replace").strip().splitlines()
-        raise RunnerError(
-            "internal", f"dispatch {verb} failed ({cp.returncode}): {msg[-1] if msg else ''}", 1
-        )
-
+    # -- verbs (documents as in conformance/schemas) ------------------------------------------------
     def start(
         self,
         task_id: str,
@@ -102,6 +53,141 @@ class Runner:
         label: str | None = None,
         model: str | None = None,
     ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def status(self, task_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def wait(self, task_id: str, timeout: float) -> tuple[dict[str, Any], bool]:
+        """(task, ended), bounded by `timeout` seconds."""
+        raise NotImplementedError
+
+    def stop(self, task_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def send(self, task_id: str, text_file: str | Path) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def events(self, task_id: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def logs(self, task_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def list(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def mark_needs_input(self, task_id: str, waiting: bool, detail: Mapping[str, Any]) -> bool:
+        """Record (or clear) `needs_input` in the dispatcher; False when it has no way to."""
+        return False
+
+    # -- tmux, through the runner's gateway ---------------------------------------------------------
+    def tmux(self) -> Tmux:
+        return Tmux.from_config(self.cfg, env=self.env)
+
+    def pane_of(self, session: str) -> str | None:
+        """The pane id (%N) of a task's session; None when the session is gone."""
+        try:
+            cp = self.tmux().run("list-panes", "-t", f"={session}", "-F", "#{pane_id}")
+        except TmuxError:
+            return None
+        panes = cp.stdout.split()
+        return panes[0] if panes else None
+
+    @property
+    def agents_dir(self) -> Path:
+        """Our files live beside the dispatcher's, never inside its task dirs."""
+        return self.cfg.state_dir / "agents"
+
+    @property
+    def db_path(self) -> Path:
+        return self.cfg.db_path
+
+
+class InProcessBackend(Backend):
+    """The reference, called in this process (the default when DISPATCH_CMD is unset)."""
+
+    kind = "in-process"
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        from runner.tasks import Runner as Reference
+
+        self.ref = Reference(self.cfg, env=self.env)
+
+    def start(self, task_id, cwd, prompt_file, argv, label=None, model=None):  # type: ignore[no-untyped-def]
+        return self.ref.start(task_id, cwd, str(prompt_file), list(argv), label, model)
+
+    def status(self, task_id: str) -> dict[str, Any]:
+        return self.ref.status(task_id)
+
+    def wait(self, task_id: str, timeout: float) -> tuple[dict[str, Any], bool]:
+        return self.ref.wait(task_id, timeout)
+
+    def stop(self, task_id: str) -> dict[str, Any]:
+        return self.ref.stop(task_id)
+
+    def send(self, task_id: str, text_file: str | Path) -> dict[str, Any]:
+        return self.ref.send(task_id, str(text_file))
+
+    def events(self, task_id: str) -> list[dict[str, Any]]:
+        return self.ref.events(task_id)
+
+    def logs(self, task_id: str) -> dict[str, Any]:
+        return self.ref.logs(task_id)
+
+    def list(self) -> list[dict[str, Any]]:
+        return self.ref.list()
+
+    def mark_needs_input(self, task_id: str, waiting: bool, detail: Mapping[str, Any]) -> bool:
+        """The reference's state machine knows needs_input: a guarded transition in its store."""
+        try:
+            store = self.ref.store()
+        except FileNotFoundError:
+            return False
+        if waiting:
+            return store.transition(
+                task_id, NEEDS_INPUT, "question", expect={"running", "stalled"}, detail=dict(detail)
+            )
+        return store.transition(task_id, "running", "answered", expect={NEEDS_INPUT}, detail=dict(detail))
+
+
+class SubprocessBackend(Backend):
+    """Any contract v1 implementation, one process per verb (DISPATCH_CMD)."""
+
+    kind = "subprocess"
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.cmd = dispatch_command(self.env)
+
+    def call(
+        self, verb: str, *args: str, timeout: float = VERB_TIMEOUT, ok: Sequence[int] = (EXIT_OK,)
+    ) -> Any:
+        argv = [*self.cmd, verb, "--json", *args]
+        try:
+            cp = subprocess.run(
+                argv, capture_output=True, env=self.env, timeout=timeout, stdin=subprocess.DEVNULL
+            )
+        except subprocess.TimeoutExpired:
+            raise DispatchError("internal", f"dispatch {verb} did not answer within {timeout:g}s") from None
+        except OSError as e:
+            raise DispatchError("internal", f"cannot run the dispatcher ({argv[0]}): {e.strerror}") from None
+        try:
+            doc = json.loads(cp.stdout) if cp.stdout.strip() else None
+        except ValueError:
+            doc = None
+        if cp.returncode in ok and doc is not None:
+            return doc
+        if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+            err = doc["error"]
+            raise DispatchError(str(err.get("code")), str(err.get("message")), cp.returncode)
+        msg = cp.stderr.decode(errors="replace").strip().splitlines()
+        raise DispatchError(
+            "internal", f"dispatch {verb} failed ({cp.returncode}): {msg[-1] if msg else ''}", EXIT_INTERNAL
+        )
+
+    def start(self, task_id, cwd, prompt_file, argv, label=None, model=None):  # type: ignore[no-untyped-def]
         args = ["--task-id", task_id, "--cwd", cwd, "--prompt-file", str(prompt_file)]
         if label is not None:
             args += ["--label", label]
@@ -113,9 +199,8 @@ class Runner:
         return self.call("status", task_id)
 
     def wait(self, task_id: str, timeout: float) -> tuple[dict[str, Any], bool]:
-        """(task, ended): the runner's own wait, bounded by `timeout` seconds."""
         doc = self.call(
-            "wait", task_id, "--timeout", f"{timeout:g}", timeout=timeout + VERB_TIMEOUT, ok=(0, 124)
+            "wait", task_id, "--timeout", f"{timeout:g}", timeout=timeout + VERB_TIMEOUT, ok=(0, EXIT_TIMEOUT)
         )
         return doc, is_terminal(doc.get("state"))
 
@@ -134,25 +219,13 @@ class Runner:
     def list(self) -> list[dict[str, Any]]:
         return self.call("list")
 
-    # -- tmux, through the runner's gateway ---------------------------------------------------------
 
-    def tmux(self) -> Tmux:
-        return Tmux.from_config(self.cfg, env=self.env)
+def open_backend(env: Mapping[str, str] | None = None) -> Backend:
+    """Chosen once: DISPATCH_CMD set -> that implementation as subprocesses; else the reference in-process."""
+    e = os.environ if env is None else env
+    return SubprocessBackend(e) if e.get("DISPATCH_CMD") else InProcessBackend(e)
 
-    def pane_of(self, session: str) -> str | None:
-        """The pane id (%N) of a task's session; None when the session is gone."""
-        try:
-            cp = self.tmux().run("list-panes", "-t", f"={session}", "-F", "#{pane_id}")
-        except TmuxError:
-            return None
-        panes = cp.stdout.split()
-        return panes[0] if panes else None
 
-    @property
-    def agents_dir(self) -> Path:
-        """Our files live beside the runner's, never inside its task dirs."""
-        return self.cfg.state_dir / "agents"
-
-    @property
-    def db_path(self) -> Path:
-        return self.cfg.db_path
+# Old names, still imported by runner/agents/workers.py and a test until they move to the ones above.
+Runner = open_backend
+RunnerError = DispatchError

@@ -1,8 +1,8 @@
-"""Command line for the agent layer: run, resume, attach, ls, queue, workers, doctor (+ logs -f, events,
-send when run standalone as `python -m runner.agents VERB ...`).
+"""The agent layer's verbs in `dispatch`'s one parser tree: run, resume, attach, queue, workers, doctor.
 
-`register(subparsers)` adds the verbs to the runner's argparse; `handle(args)` runs one and returns the
-exit status. With `--json`, stdout is exactly one JSON document; errors are contract error objects.
+`register(sub, add_verb)` adds them (runner.cli owns the tree, --json, errors and exit codes); each
+handler prints through runner.output and returns its exit status or raises DispatchError. Dispatcher
+calls go through the backend chosen once (runner.agents.backend.open_backend).
 """
 
 from __future__ import annotations
@@ -14,31 +14,26 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 from runner import doctor
 from runner.agents import runs
-from runner.agents.backend import Runner, RunnerError, is_terminal
+from runner.agents.backend import Backend, open_backend
 from runner.agents.profiles import ProfileError, load
-from runner.queue import QUEUED, Queue, QueueError
+from runner.contract import DispatchError, is_terminal
+from runner.output import document as _out
+from runner.output import say as _err
+from runner.queue import QUEUED, Queue, QueueError, open_queue
 
-VERBS = ("run", "resume", "attach", "ls", "queue", "workers", "doctor")
-STANDALONE_VERBS = ("logs", "events", "send")
+VERBS = ("run", "resume", "attach", "queue", "workers", "doctor")
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-
-
-class CliError(Exception):
-    def __init__(self, code: str, message: str, exit_status: int = 2) -> None:
-        super().__init__(message)
-        self.code, self.message, self.exit_status = code, " ".join(str(message).split()), exit_status
+CliError = DispatchError
 
 
 # -- argparse -------------------------------------------------------------------------------------------
 
 
 def _run_options(p: argparse.ArgumentParser, queue: bool = False) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON document (contract objects)")
     p.add_argument("--agent", required=True, help="claude, codex, opencode, pi, aider, gemini, cmd, or yours")
     p.add_argument("--model")
     g = p.add_mutually_exclusive_group(required=True)
@@ -68,14 +63,17 @@ def _run_options(p: argparse.ArgumentParser, queue: bool = False) -> None:
     )
 
 
-def register(subparsers: Any) -> None:
-    """Add run, resume, attach, ls, queue, workers, doctor to an argparse subparsers object."""
-    p = subparsers.add_parser("run", help="run a coding agent on a prompt and follow it to the end")
+def register(subparsers: Any, add_verb: Callable[..., Any]) -> None:
+    """Add run, resume, attach, queue, workers, doctor to `dispatch`'s tree (add_verb adds --json)."""
+    p = add_verb(
+        subparsers, "run", "run a coding agent on a prompt and follow it to the end", _handler(cmd_run)
+    )
     _run_options(p)
 
-    p = subparsers.add_parser("resume", help="continue an ended run in the agent's own session")
+    p = add_verb(
+        subparsers, "resume", "continue an ended run in the agent's own session", _handler(cmd_resume)
+    )
     p.add_argument("task_id")
-    p.add_argument("--json", action="store_true")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--prompt-file")
     g.add_argument("--prompt")
@@ -89,70 +87,58 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float)
     p.add_argument("--detach", action="store_true")
 
-    p = subparsers.add_parser("attach", help="attach your terminal to a task's tmux session")
+    p = add_verb(subparsers, "attach", "attach your terminal to a task's tmux session (--json: the command)",
+                 _handler(cmd_attach))  # fmt: skip
     p.add_argument("task_id")
     p.add_argument("--new-window", action="store_true", help="open a new terminal window for it")
-    p.add_argument("--json", action="store_true", help="print the attach command instead of attaching")
 
-    p = subparsers.add_parser(
-        "ls", help="tasks with their live states (needs_input included) and queued runs"
-    )
-    p.add_argument("--json", action="store_true")
-
-    q = subparsers.add_parser("queue", help="queue runs for `workers`")
-    qs = q.add_subparsers(dest="queue_verb", required=True)
-    _run_options(qs.add_parser("add", help="queue a run (same options as run)"), queue=True)
-    ql = qs.add_parser("ls", help="queued, running and finished items")
-    ql.add_argument("--json", action="store_true")
+    q = add_verb(subparsers, "queue", "queue runs for `workers`", _handler(cmd_queue))
+    qs = q.add_subparsers(dest="queue_verb", required=True, parser_class=type(q))
+    _run_options(qa := _json(qs.add_parser("add", help="queue a run (same options as run)")), queue=True)
+    _queue_url(qa)
+    _queue_url(_json(qs.add_parser("ls", help="queued, running and finished items", aliases=["list"])))
     for verb in ("cancel", "retry"):
-        qp = qs.add_parser(verb, help=f"{verb} a queue item")
+        qp = _json(qs.add_parser(verb, help=f"{verb} a queue item"))
         qp.add_argument("key")
-        qp.add_argument("--json", action="store_true")
+        _queue_url(qp)
 
-    p = subparsers.add_parser("workers", help="run queued tasks, at most --max at a time")
+    p = add_verb(subparsers, "workers", "run queued tasks, at most --max at a time", _handler(cmd_workers))
     p.add_argument("--max", type=int, default=2, dest="max_running")
     p.add_argument("--until-empty", action="store_true", help="return when nothing is queued or running")
     p.add_argument("--retention", type=float, default=7 * 24 * 3600.0, help="seconds finished items are kept")
     p.add_argument("--poll", type=float, default=0.5)
-    p.add_argument("--json", action="store_true")
+    _queue_url(p)
 
-    p = subparsers.add_parser("doctor", help="check tmux, state dir, socket and agent CLIs; say how to fix")
-    p.add_argument("--json", action="store_true")
+    add_verb(subparsers, "doctor", "check tmux, state dir, socket and agent CLIs; say how to fix", cmd_doctor)
 
 
-def _register_standalone(subparsers: Any) -> None:
-    p = subparsers.add_parser("logs", help="the task's output; -f follows it until the task ends")
-    p.add_argument("task_id")
-    p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("--json", action="store_true")
-    p = subparsers.add_parser("events", help="the task's state transitions")
-    p.add_argument("task_id")
-    p.add_argument("--json", action="store_true")
-    p = subparsers.add_parser("send", help="answer a waiting agent (pasted, then Enter)")
-    p.add_argument("task_id")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--text")
-    g.add_argument("--text-file")
-    p.add_argument("--json", action="store_true")
+def _json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--json on a nested verb (queue add/ls/...); `dispatch queue --json ls` works too."""
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document")
+    return p
+
+
+def _handler(fn: Callable[[argparse.Namespace, Backend], int]) -> Callable[[argparse.Namespace], int]:
+    """Open the backend once for the verb, and map the layer's own refusals to DispatchError."""
+
+    def handle(args: argparse.Namespace) -> int:
+        try:
+            return fn(args, open_backend())
+        except QueueError as e:
+            raise DispatchError(e.code, str(e)) from None
+        except ProfileError as e:
+            raise DispatchError("bad_usage", str(e)) from None
+
+    return handle
+
+
+def _queue_url(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--queue", metavar="URL", help="postgresql://... queue shared by hosts (or $DISPATCH_QUEUE_URL)"
+    )
 
 
 # -- output helpers -------------------------------------------------------------------------------------
-
-
-def _out(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc) + "\n")
-    sys.stdout.flush()
-
-
-def _err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _fail(args: argparse.Namespace, code: str, message: str, status: int) -> int:
-    if getattr(args, "json", False):
-        _out({"error": {"code": code, "message": message}})
-    _err(f"dispatch: {message}")
-    return status
 
 
 class Progress:
@@ -252,7 +238,7 @@ def _request(args: argparse.Namespace) -> runs.Request:
 
 
 def _follow_and_report(
-    args: argparse.Namespace, runner: Runner, launched: runs.Launched, progress: Progress
+    args: argparse.Namespace, runner: Backend, launched: runs.Launched, progress: Progress
 ) -> tuple[int, dict[str, Any]]:
     task, watch, ended = runs.follow(
         launched.task_id, runner, launched.profile, launched.paths,
@@ -278,14 +264,14 @@ def _follow_and_report(
     return (0 if task["state"] == "succeeded" else 1), doc
 
 
-def cmd_run(args: argparse.Namespace, runner: Runner) -> int:
+def cmd_run(args: argparse.Namespace, runner: Backend) -> int:
     req = _request(args)
     progress = Progress(req.task_id or "", sys.stderr, quiet=args.json)
     launched = runs.launch(req, runner, progress.say)
     progress.task_id = launched.task_id
     if launched.delivery is not None and not launched.delivery.ok:
         msg = f"prompt not delivered to {launched.task_id}: {launched.delivery.message} (task stopped)"
-        return _fail(args, "not_delivered", msg, 1)
+        raise DispatchError("not_delivered", msg)
     if args.detach:
         doc = {**launched.start, "agent": runs.agent_view(launched.meta, launched.paths)}
         _out(doc) if args.json else print(
@@ -295,7 +281,7 @@ def cmd_run(args: argparse.Namespace, runner: Runner) -> int:
     return _follow_and_report(args, runner, launched, progress)[0]
 
 
-def cmd_resume(args: argparse.Namespace, runner: Runner) -> int:
+def cmd_resume(args: argparse.Namespace, runner: Backend) -> int:
     prompt = None
     if args.prompt is not None or args.prompt_file is not None:
         prompt = _read_prompt(args)
@@ -322,7 +308,7 @@ def cmd_resume(args: argparse.Namespace, runner: Runner) -> int:
         source = launched.task_id
 
 
-def attach_argv(runner: Runner, session: str) -> list[str]:
+def attach_argv(runner: Backend, session: str) -> list[str]:
     tmux = runner.tmux()
     return [tmux.binary, *tmux.socket_args, "attach-session", "-t", f"={session}"]
 
@@ -351,7 +337,7 @@ def find_terminal(env: dict[str, str]) -> list[str] | None:
     return None
 
 
-def cmd_attach(args: argparse.Namespace, runner: Runner) -> int:
+def cmd_attach(args: argparse.Namespace, runner: Backend) -> int:
     task = runner.status(args.task_id)
     if is_terminal(task["state"]):
         raise CliError(
@@ -377,7 +363,7 @@ def cmd_attach(args: argparse.Namespace, runner: Runner) -> int:
     return 0  # not reached
 
 
-def live_rows(runner: Runner) -> list[dict[str, Any]]:
+def live_rows(runner: Backend) -> list[dict[str, Any]]:
     """Runner tasks with our agent info and live state (needs_input from the screen), then queued runs."""
     rows = []
     for task in runner.list():
@@ -401,7 +387,19 @@ def live_rows(runner: Runner) -> list[dict[str, Any]]:
     return rows
 
 
-def cmd_ls(args: argparse.Namespace, runner: Runner) -> int:
+def list_live(args: argparse.Namespace) -> int:
+    """`dispatch list` for people (and `list --live --json`): live states, needs_input, queued runs."""
+    return _handler(cmd_ls)(args)
+
+
+def cmd_ls(args: argparse.Namespace, runner: Backend) -> int:
+    if args.queue or runner.env.get("DISPATCH_QUEUE_URL"):  # the fleet view (docs/fleet.md)
+        from runner.agents.fleet import fleet_rows, render_fleet
+
+        with open_queue(runner.db_path, args.queue, runner.env) as q:
+            rows = fleet_rows(q)
+        _out(rows) if args.json else print(render_fleet(rows))
+        return 0
     rows = live_rows(runner)
     if args.json:
         _out(rows)
@@ -416,8 +414,8 @@ def cmd_ls(args: argparse.Namespace, runner: Runner) -> int:
     return 0
 
 
-def cmd_queue(args: argparse.Namespace, runner: Runner) -> int:
-    with Queue(runner.db_path) as q:
+def cmd_queue(args: argparse.Namespace, runner: Backend) -> int:
+    with open_queue(runner.db_path, args.queue, runner.env) as q:
         if args.queue_verb == "add":
             req = _request(args)
             profile, task_id = runs.validate_request(req, runner.env)
@@ -450,7 +448,7 @@ def cmd_queue(args: argparse.Namespace, runner: Runner) -> int:
             if before.state == "running" and before.task_id:
                 try:
                     runner.stop(before.task_id)
-                except RunnerError:
+                except DispatchError:
                     pass
             _out(item.to_json()) if args.json else print(f"{item.key}: {item.state}")
             return 0
@@ -459,13 +457,13 @@ def cmd_queue(args: argparse.Namespace, runner: Runner) -> int:
         return 0
 
 
-def cmd_workers(args: argparse.Namespace, runner: Runner) -> int:
-    from runner.agents.workers import Workers
+def cmd_workers(args: argparse.Namespace, runner: Backend) -> int:
+    from runner.agents.fleet import make
 
     if args.max_running < 1:
         raise CliError("bad_usage", "--max must be at least 1")
-    with Queue(runner.db_path) as q:
-        w = Workers(runner, q, args.max_running, retention_s=args.retention, poll_s=args.poll,
+    with open_queue(runner.db_path, args.queue, runner.env) as q:
+        w = make(runner, q, args.max_running, retention_s=args.retention, poll_s=args.poll,
                     say=lambda s: _err(s) if not args.json else None)  # fmt: skip
         try:
             w.loop(until_empty=args.until_empty)
@@ -476,117 +474,7 @@ def cmd_workers(args: argparse.Namespace, runner: Runner) -> int:
     return 0
 
 
-def cmd_doctor(args: argparse.Namespace, runner: Runner | None) -> int:
+def cmd_doctor(args: argparse.Namespace) -> int:
     checks = doctor.run_checks()
     _out(doctor.to_json(checks)) if args.json else print(doctor.render(checks))
     return doctor.exit_status(checks)
-
-
-def follow_logs(runner: Runner, task_id: str, out: TextIO = sys.stdout, poll_s: float = 0.2) -> int:
-    """Print the task's log and keep printing what is appended until the task ends (then the rest)."""
-    task = runner.status(task_id)
-    path = task.get("log_path")
-    pos = 0
-    while True:
-        ended = is_terminal(task.get("state"))
-        if path and os.path.exists(path):
-            with open(path, "rb") as f:
-                f.seek(pos)
-                chunk = f.read()
-                pos += len(chunk)
-            if chunk:
-                out.write(chunk.decode(errors="replace"))
-                out.flush()
-        if ended:
-            return 0
-        task, _ = runner.wait(task_id, poll_s)
-        path = task.get("log_path") or path
-
-
-def cmd_logs(args: argparse.Namespace, runner: Runner) -> int:
-    if args.follow:
-        return follow_logs(runner, args.task_id)
-    doc = runner.logs(args.task_id)
-    _out(doc) if args.json else sys.stdout.write(doc.get("text", ""))
-    return 0
-
-
-def cmd_events(args: argparse.Namespace, runner: Runner) -> int:
-    evs = runner.events(args.task_id)
-    if args.json:
-        _out(evs)
-        return 0
-    for e in evs:
-        print(
-            f"{e['seq']:>3} {time.strftime('%H:%M:%S', time.localtime(e['wall']))} {e['state']:<10} {e.get('reason') or ''}"
-        )
-    return 0
-
-
-def cmd_send(args: argparse.Namespace, runner: Runner) -> int:
-    path = args.text_file
-    tmp = None
-    if args.text is not None:
-        from runner.atomicio import ensure_dir, write_atomic
-
-        d = (
-            ensure_dir(runner.agents_dir / args.task_id)
-            if (runner.agents_dir / args.task_id).is_dir()
-            else None
-        )
-        tmp = Path(d or runner.cfg.tmpdir) / f".send-{os.getpid()}-{time.monotonic_ns()}"
-        write_atomic(tmp, os.fsencode(args.text))
-        path = str(tmp)
-    try:
-        doc = runner.send(args.task_id, path)
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-    _out(doc) if args.json else print(f"sent {doc.get('bytes')} bytes to {args.task_id}")
-    return 0
-
-
-HANDLERS: dict[str, Callable[[argparse.Namespace, Runner], int]] = {
-    "run": cmd_run,
-    "resume": cmd_resume,
-    "attach": cmd_attach,
-    "ls": cmd_ls,
-    "queue": cmd_queue,
-    "workers": cmd_workers,
-    "logs": cmd_logs,
-    "events": cmd_events,
-    "send": cmd_send,
-}
-
-
-def handle(args: argparse.Namespace) -> int:
-    """Run the verb in `args.verb` (or `args.command`); contract error handling and exit codes."""
-    verb = getattr(args, "verb", None) or getattr(args, "command", None)
-    try:
-        if verb == "doctor":
-            return cmd_doctor(args, None)
-        runner = Runner()
-        return HANDLERS[verb](args, runner)
-    except (runs.RunError, RunnerError, CliError, QueueError) as e:
-        status = getattr(e, "exit_status", 2)
-        return _fail(args, e.code, e.message if hasattr(e, "message") else str(e), status)
-    except ProfileError as e:
-        return _fail(args, "bad_usage", str(e), 2)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # a bug: still one line and the contract's shape
-        return _fail(args, "internal", f"internal error: {type(e).__name__}: {e}", 1)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m runner.agents", description="Dispatch coding agents.")
-    sub = ap.add_subparsers(dest="verb", required=True)
-    register(sub)
-    _register_standalone(sub)
-    return ap
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = build_parser()
-    args = ap.parse_args(argv)
-    return handle(args)

@@ -21,22 +21,17 @@ from typing import Any
 from runner import validate
 from runner.agents import pane as panes
 from runner.agents import plan as plans
-from runner.agents.backend import Runner, RunnerError, is_terminal
+from runner.agents.backend import Backend, is_terminal
 from runner.agents.profiles import Profile, ProfileError, load
 from runner.atomicio import ensure_dir, write_atomic, write_json
-from runner.errors import DispatchError
+from runner.contract import DispatchError
 
 WAIT_STEP_S = 0.5
 ON_DONE_TIMEOUT_S = 60.0
 NEEDS_INPUT = "needs_input"
 
 
-class RunError(Exception):
-    """A refused or failed run: contract code, one-line message, exit status."""
-
-    def __init__(self, code: str, message: str, exit_status: int = 2) -> None:
-        super().__init__(message)
-        self.code, self.message, self.exit_status = code, " ".join(str(message).split()), exit_status
+RunError = DispatchError  # the old name, still used by runner/agents/workers.py
 
 
 @dataclass
@@ -102,11 +97,11 @@ class Launched:
 # -- meta ----------------------------------------------------------------------------------------------
 
 
-def agent_paths(runner: Runner, task_id: str) -> plans.AgentPaths:
+def agent_paths(runner: Backend, task_id: str) -> plans.AgentPaths:
     return plans.AgentPaths(runner.agents_dir / task_id)
 
 
-def read_meta(runner: Runner, task_id: str) -> dict[str, Any] | None:
+def read_meta(runner: Backend, task_id: str) -> dict[str, Any] | None:
     """Our record of a task (None when `task_id` was not started through runner.agents)."""
     try:
         return json.loads(agent_paths(runner, task_id).meta.read_text())
@@ -139,28 +134,11 @@ def native_id(paths: plans.AgentPaths, kind: str) -> str | None:
 # -- state hook into the runner ------------------------------------------------------------------------
 
 
-def mark_needs_input(runner: Runner, task_id: str, waiting: bool, detail: Mapping[str, Any]) -> bool:
-    """Record `needs_input` in the runner's state machine once it knows that state; else do nothing.
-
-    The runner (runner/states.py) does not list `needs_input` yet; until it does, the state is shown by
-    `run`/`ls` from our own detection and kept in meta.json. Returns True when the runner recorded it.
-    """
-    try:
-        from runner import states
-        from runner.store import Store
-    except ImportError:
-        return False
-    if NEEDS_INPUT not in states.ALL:
-        return False
-    store = Store(runner.db_path)
-    try:
-        if waiting:
-            return store.transition(
-                task_id, NEEDS_INPUT, "question", expect={"running", "stalled"}, detail=dict(detail)
-            )
-        return store.transition(task_id, "running", "answered", expect={NEEDS_INPUT}, detail=dict(detail))
-    finally:
-        store.close()
+def mark_needs_input(runner: Backend, task_id: str, waiting: bool, detail: Mapping[str, Any]) -> bool:
+    """Record (or clear) `needs_input` through the backend: the reference records it in its state machine,
+    another implementation (DISPATCH_CMD) has no contract verb for it, so only `run`/`ls` show it (from our
+    own detection, kept in meta.json). True when the dispatcher recorded it."""
+    return runner.mark_needs_input(task_id, waiting, detail)
 
 
 # -- launch ---------------------------------------------------------------------------------------------
@@ -175,22 +153,19 @@ def validate_request(req: Request, env: Mapping[str, str]) -> tuple[Profile, str
     try:
         profile = load(req.agent, env)
     except ProfileError as e:
-        raise RunError("bad_usage", str(e)) from None
+        raise DispatchError("bad_usage", str(e)) from None
     task_id = req.task_id or new_task_id(profile.name)
-    try:
-        validate.task_id(task_id)
-        validate.label(req.label)
-        validate.cwd(req.cwd)
-        if req.model is not None:
-            validate.model(req.model, None)
-    except DispatchError as e:
-        raise RunError(e.code, e.message, e.exit_status) from None
+    validate.task_id(task_id)
+    validate.label(req.label)
+    validate.cwd(req.cwd)
+    if req.model is not None:
+        validate.model(req.model, None)
     return profile, task_id
 
 
 def launch(
     req: Request,
-    runner: Runner,
+    runner: Backend,
     say: Callable[[str], None] = lambda s: None,
     stop_on_failed_delivery: bool = True,
 ) -> Launched:
@@ -211,9 +186,9 @@ def launch(
             resume_id=req.native_id,
         )
     except (plans.PlanError, ProfileError) as e:
-        raise RunError(getattr(e, "code", "bad_usage"), str(e)) from None
+        raise DispatchError(getattr(e, "code", "bad_usage"), str(e)) from None
     if paths.root.exists():
-        raise RunError("duplicate_task_id", f"task {task_id!r} already exists")
+        raise DispatchError("duplicate_task_id", f"task {task_id!r} already exists")
     made = [d for d in (runner.cfg.state_dir, runner.agents_dir) if not d.exists()]
 
     def undo() -> None:
@@ -230,9 +205,9 @@ def launch(
         ensure_dir(runner.agents_dir)
         paths.root.mkdir(mode=0o700)
     except FileExistsError:
-        raise RunError("duplicate_task_id", f"task {task_id!r} already exists") from None
+        raise DispatchError("duplicate_task_id", f"task {task_id!r} already exists") from None
     except OSError as e:
-        raise RunError("state_dir_unusable", f"cannot create {paths.root}: {e.strerror}", 3) from None
+        raise DispatchError("state_dir_unusable", f"cannot create {paths.root}: {e.strerror}", 3) from None
     try:
         write_atomic(paths.prompt, req.prompt)
         if plan.settings is not None:
@@ -256,9 +231,6 @@ def launch(
         }
         write_json(paths.meta, meta)
         start = runner.start(task_id, req.cwd, paths.prompt, plan.argv, label=req.label, model=req.model)
-    except RunnerError as e:
-        undo()
-        raise RunError(e.code, e.message, e.exit_status) from None
     except BaseException:
         undo()
         raise
@@ -270,7 +242,7 @@ def launch(
         if not launched.delivery.ok and stop_on_failed_delivery:
             try:
                 runner.stop(task_id)
-            except RunnerError:
+            except DispatchError:
                 pass
     return launched
 
@@ -281,7 +253,7 @@ def _delivery_json(d: panes.Delivery | None) -> dict[str, Any] | None:
     return {"ok": d.ok, "step": d.step, "message": d.message, "attempts": d.attempts, "seconds": d.seconds}
 
 
-def deliver(launched: Launched, runner: Runner, say: Callable[[str], None]) -> panes.Delivery:
+def deliver(launched: Launched, runner: Backend, say: Callable[[str], None]) -> panes.Delivery:
     """Paste the prompt into the interactive agent and confirm it was taken (one retry, then say so)."""
     session = launched.start.get("session")
     pane = runner.pane_of(session) if session else None
@@ -319,7 +291,7 @@ class Watch:
 
 
 def observe_input(
-    runner: Runner, task: Mapping[str, Any], profile: Profile, paths: plans.AgentPaths
+    runner: Backend, task: Mapping[str, Any], profile: Profile, paths: plans.AgentPaths
 ) -> str | None:
     """The question the agent is waiting on (screen pattern or Claude's Notification hook), or None."""
     session = task.get("session")
@@ -391,7 +363,7 @@ def agent_view(
 
 def follow(
     task_id: str,
-    runner: Runner,
+    runner: Backend,
     profile: Profile,
     paths: plans.AgentPaths,
     *,
@@ -443,24 +415,21 @@ def follow(
 
 
 def resume_request(
-    runner: Runner, task_id: str, prompt: bytes | None, model: str | None = None
+    runner: Backend, task_id: str, prompt: bytes | None, model: str | None = None
 ) -> tuple[Request, Profile]:
     """A Request that continues `task_id` with the agent's own session (or re-runs it if it has none)."""
     meta = read_meta(runner, task_id)
     if meta is None:
-        raise RunError("unknown_task", f"{task_id!r} was not started with `run`; nothing to resume")
-    try:
-        task = runner.status(task_id)
-    except RunnerError as e:
-        raise RunError(e.code, e.message, e.exit_status) from None
+        raise DispatchError("unknown_task", f"{task_id!r} was not started with `run`; nothing to resume")
+    task = runner.status(task_id)
     if not is_terminal(task.get("state")):
-        raise RunError(
+        raise DispatchError(
             "not_supported", f"{task_id} is still {task.get('state')}; answer it with send or stop it first"
         )
     try:
         profile = load(meta["agent"], runner.env)
     except ProfileError as e:
-        raise RunError("bad_usage", str(e)) from None
+        raise DispatchError("bad_usage", str(e)) from None
     paths = agent_paths(runner, task_id)
     root = meta.get("resume_root") or task_id
     req = Request(
@@ -484,7 +453,7 @@ def resume_request(
         return req, profile
     nid = native_id(paths, profile.resume_id) or meta.get("native_id")
     if not nid:
-        raise RunError(
+        raise DispatchError(
             "not_supported",
             f"no {profile.resume_id} was captured for {task_id}; cannot resume {profile.name} natively",
         )
@@ -493,7 +462,7 @@ def resume_request(
     return req, profile
 
 
-def next_resume_id(runner: Runner, root: str) -> str:
+def next_resume_id(runner: Backend, root: str) -> str:
     """ROOT.r1, ROOT.r2, ...: the first one with no files of ours yet."""
     n = 1
     while (runner.agents_dir / f"{root}.r{n}").exists():
