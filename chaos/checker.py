@@ -20,9 +20,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.contract import LIVE as NON_TERMINAL
+from runner.contract import TERMINAL
+from runner.contract import Knobs as ContractKnobs
+
 INF = math.inf
-TERMINAL = frozenset({"succeeded", "failed", "crashed", "hung", "timed_out", "stopped"})
-NON_TERMINAL = frozenset({"starting", "running", "stalled"})
 
 
 def _scale() -> float:
@@ -33,7 +35,7 @@ def _scale() -> float:
 
 
 @dataclass(frozen=True)
-class Knobs:
+class Knobs(ContractKnobs):
     """The dispatcher knobs of a run (seconds) and the tolerances the checker allows around them.
 
     ``early``: how much earlier than nominal a journal time may be acted on (journal lines are written
@@ -54,13 +56,6 @@ class Knobs:
         s = _scale()
         k = cls(**kw)
         return cls(k.stale, k.grace, k.max_lifetime, k.early, k.race * s, k.detect * s)
-
-    def env(self) -> dict[str, str]:
-        return {
-            "DISPATCH_STALE_AFTER_S": f"{self.stale:g}",
-            "DISPATCH_GRACE_S": f"{self.grace:g}",
-            "DISPATCH_MAX_LIFETIME_S": f"{self.max_lifetime:g}",
-        }
 
 
 class Violation(AssertionError):
