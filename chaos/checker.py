@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.contract import LIVE as NON_TERMINAL
-from runner.contract import TERMINAL
+from runner.contract import LIVE as NON_TERMINAL  # noqa: F401  (re-exported for chaos.stateful)
+from runner.contract import TERMINAL  # noqa: F401
 from runner.contract import Knobs as ContractKnobs
 
 INF = math.inf
