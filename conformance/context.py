@@ -19,11 +19,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.harness import TERMINAL, Capabilities, ContractViolation, Impl
+import pytest
+
+from conformance.harness import TERMINAL, Call, Capabilities, ContractViolation, Impl
 from conformance.isolation import Sandbox, find_marked
 from conformance.timing import Knobs
 
 AGENT_MARKER_VAR = "FAKE_AGENT_MARKER"
+
+# The checks that cover the preconditions other checks demand (named in every `blocked` outcome).
+COVERS_SUCCESS = "P10.exit-recorded.exit0 and P05.result.complete"
+COVERS_SOCKET = "EX.socket.sessions-on-socket"
+COVERS_TASK_ENV = "EX.env.caller-not-server"
+COVERS_LOG = "P04.stop.releases-log"
+
+
+class Blocked(pytest.skip.Exception):  # type: ignore[misc,name-defined]
+    """A check's precondition is unmet: its own outcome (``blocked``), never a failure of its pitfall.
+
+    A skip to pytest (so nothing of the check runs on), reported as ``blocked`` by the plugin, naming
+    the check (or capability) that covers the precondition.
+    """
+
+    def __init__(self, precondition: str, covered_by: str, detail: str = "") -> None:
+        self.precondition = precondition
+        self.covered_by = covered_by
+        self.detail = detail
+        why = f" ({detail})" if detail else ""
+        super().__init__(f"blocked: {precondition}{why}; covered by {covered_by}")
 
 
 def fake_program(name: str = "fake-agent") -> list[str]:
@@ -92,6 +115,10 @@ class Ctx:
     record: Callable[[str, Any], None]
     impl: Impl = field(init=False)
     _ids: Any = field(default_factory=lambda: itertools.count(1), init=False)
+    started: list[str] = field(default_factory=list, init=False)  # sessions named by accepted starts
+    socket_seen: bool = field(default=False, init=False)  # the socket existed right after a start
+    calls: list[Call] = field(default_factory=list, init=False)  # every call, for a failure's details
+    smoke_failed: Any = field(default=None, init=False)  # the failed smoke stage, with --dispatch-keep-going
 
     def __post_init__(self) -> None:
         self.impl = self.make_impl()
@@ -114,7 +141,65 @@ class Ctx:
             env if env is not None else self.env(**extra),
             scratch=self.sandbox.root / "inputs",
             workdir=self.sandbox.workdir,
+            on_call=self._observe,
         )
+
+    def _observe(self, call: Call) -> None:
+        """Note every call, every accepted start, and whether a tmux server was on the given socket then."""
+        self.calls.append(call)
+        if call.verb == "start" and call.exit_code == 0 and isinstance(call.doc, dict):
+            self.started.append(str(call.doc.get("session", "")))
+            self.socket_seen = self.socket_seen or self.sandbox.socket.exists()
+
+    # -- preconditions: an unmet one blocks the check instead of failing it --------------------
+    def require(self, ok: Any, precondition: str, covered_by: str, detail: str = "") -> None:
+        """Block the check (outcome ``blocked``) unless ``ok``; ``covered_by`` names the covering check."""
+        if not ok:
+            raise Blocked(precondition, covered_by, detail)
+
+    def require_succeeded(self, task: dict[str, Any], what: str = "") -> None:
+        """A check that needs a task to have succeeded first (its own pitfall lies elsewhere)."""
+        if task.get("state") != "succeeded":
+            name = what or f"task {task.get('task_id', '?')}"
+            raise Blocked(
+                f"{name} must succeed first",
+                COVERS_SUCCESS,
+                f"it ended {task.get('state')!r}, reason {task.get('reason')!r}",
+            )
+
+    def require_task_env(self, env: dict[str, Any], task_id: str) -> None:
+        """A check that identifies an agent by its DISPATCH_TASK_ID (the agent environment is EX.env's)."""
+        got = env.get("DISPATCH_TASK_ID")
+        if got is None:
+            raise Blocked(f"the agent of {task_id} must get DISPATCH_TASK_ID", COVERS_TASK_ENV, "it is unset")
+
+    def require_log(self, task: dict[str, Any], timeout: float = 5.0) -> str:
+        """A check that reads the task's log file: ``log_path`` absolute and existing while it runs."""
+        log = task.get("log_path")
+        self.require(
+            isinstance(log, str) and os.path.isabs(log),
+            "the task must report an absolute log_path",
+            COVERS_LOG,
+            f"log_path is {log!r}",
+        )
+        found, _ = wait_until(lambda: os.path.exists(log), timeout)
+        self.require(found, "the task's log file must exist while it runs", COVERS_LOG, f"no file {log}")
+        return str(log)
+
+    def require_sessions_on_socket(self) -> None:
+        """Session inspection means something only if the sessions are on DISPATCH_TMUX_SOCKET."""
+        if self.started and not (self.socket_seen or self.sandbox.socket.exists()):
+            raise Blocked(
+                "the implementation's sessions must be on DISPATCH_TMUX_SOCKET",
+                COVERS_SOCKET,
+                f"{len(self.started)} task(s) started, no tmux server ever listened on {self.sandbox.socket}",
+            )
+
+    def reachable_paths(self) -> list[str]:
+        """What the implementation needs reachable when /tmp is replaced (P11.no-tmp-writes)."""
+        from conformance.reach import install_roots
+
+        return install_roots(self.impl.prefix, cwd=self.impl.cwd or os.getcwd())
 
     def set_knobs(self, **kw: float) -> Impl:
         """Change the timing knobs for the rest of the check; returns the rebound Impl."""
@@ -177,7 +262,12 @@ class Ctx:
         return cp
 
     def sessions(self) -> dict[str, str]:
-        """{session name: session id} on the implementation's socket (empty when no server)."""
+        """{session name: session id} on the implementation's socket (empty when no server).
+
+        Blocks the check when tasks were started but never had a tmux server on the given socket: an
+        empty answer would make "the session is gone" pass vacuously.
+        """
+        self.require_sessions_on_socket()
         if not self.sandbox.socket.exists():
             return {}
         r = self.tmux("list-sessions", "-F", "#{session_name}\t#{session_id}")

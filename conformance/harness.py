@@ -47,6 +47,14 @@ class ContractViolation(AssertionError):
     """The implementation broke the contract's invocation rules (output, schema, exit code)."""
 
 
+class StartRefused(ContractViolation):
+    """`start` of a task a check needs was refused (a precondition when even the smoke task cannot start)."""
+
+
+class WaitFailed(ContractViolation):
+    """`wait` on a task a check needs did not bring it to an end."""
+
+
 class ImplUnavailable(Exception):
     """The implementation command cannot be run at all (not found, not executable)."""
 
@@ -80,14 +88,24 @@ class Call:
         lines = [ln.strip() for ln in self.stderr.splitlines() if ln.strip()]
         return lines[-1][:300] if lines else ""
 
-    def describe(self) -> str:
+    @property
+    def command(self) -> str:
+        """The whole command line after the implementation's prefix (for details, never cut)."""
+        return shlex.join(self.argv)
+
+    def describe(self, problem: bool = True) -> str:
+        """One line, cause first: the verb, its exit, error code, last stderr line, document problem.
+
+        The command line is not part of it (a long argv would push the cause out of a one-line
+        message); the plugin puts the calls' command lines in the report's details.
+        """
         what = "timed out" if self.timed_out else f"exit {self.exit_code}"
-        msg = f"`{shlex.join(self.argv)[:200]}` {what} after {self.duration_s:.2f}s"
+        msg = f"`{self.verb}` {what} after {self.duration_s:.2f}s"
         if self.error_code:
             msg += f", error.code={self.error_code}"
         if self.stderr_line:
             msg += f", stderr: {self.stderr_line}"
-        if self.problem:
+        if self.problem and problem:
             msg += f" ({self.problem})"
         return msg
 
@@ -182,6 +200,9 @@ def resolve_command(cmd: str | Sequence[str]) -> list[str]:
     argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
     if not argv:
         raise ImplUnavailable("the implementation command is empty")
+    # `bash ./my-dispatcher.sh`: relative path words are taken against the caller's cwd, once, so
+    # the implementation still runs where a check sets another cwd or hides the cwd's tree.
+    argv[1:] = [_absolute_if_path(w) for w in argv[1:]]
     prog = argv[0]
     if os.sep not in prog:
         found = shutil.which(prog)
@@ -190,7 +211,16 @@ def resolve_command(cmd: str | Sequence[str]) -> list[str]:
         argv[0] = found
     elif not os.access(prog, os.X_OK):
         raise ImplUnavailable(f"{prog!r} is not an executable file")
+    else:
+        argv[0] = os.path.abspath(prog)
     return argv
+
+
+def _absolute_if_path(word: str) -> str:
+    """``./x.sh`` or ``dir/x.sh`` naming an existing file -> its absolute path; anything else as is."""
+    if os.path.isabs(word) or word.startswith("-") or "/" not in word:
+        return word
+    return os.path.abspath(word) if os.path.exists(word) else word
 
 
 class Impl:
@@ -324,7 +354,7 @@ class Impl:
         if strict and timed_out:
             raise ContractViolation(f"{call.describe()} (the suite's per-call limit is {limit:.1f}s)")
         if strict and call.problem:
-            raise ContractViolation(call.describe())
+            raise ContractViolation(f"{call.problem}: {call.describe(problem=False)}")
         return call
 
     def ok(self, verb: str, *args: str, expect: int = 0, **kw: Any) -> Any:
@@ -375,7 +405,7 @@ class Impl:
         """Start a task that must be accepted; returns the start document."""
         call = self.start_call(task_id, argv, **kw)
         if call.exit_code != 0:
-            raise ContractViolation(f"start was refused: {call.describe()}")
+            raise StartRefused(f"start was refused: {call.describe()}")
         return call.doc
 
     def status(self, task_id: str, **kw: Any) -> dict[str, Any]:
@@ -385,11 +415,11 @@ class Impl:
         """`wait --timeout`; the task must end in time (exit 124 raises)."""
         call = self.run("wait", task_id, "--timeout", f"{timeout:g}", timeout=timeout + DEFAULT_TIMEOUT)
         if call.exit_code == 124:
-            raise ContractViolation(
+            raise WaitFailed(
                 f"task {task_id} still {call.doc.get('state')!r} after wait --timeout {timeout:g}"
             )
         if call.exit_code != 0:
-            raise ContractViolation(f"wait failed: {call.describe()}")
+            raise WaitFailed(f"wait failed: {call.describe()}")
         return call.doc
 
     def stop(self, task_id: str, **kw: Any) -> dict[str, Any]:

@@ -24,6 +24,19 @@ from runner.procid import ProcessIdentity
 MARKER_VAR = "DK_TEST_RUN"
 SESSION_VAR = "DK_TEST_SESSION"
 
+# A private HOME and XDG base dirs per sandbox: the implementation, its tmux server and the agents'
+# shells never read the user's dotfiles (~/.bashrc, ~/.tmux.conf, ~/.config/...) nor write there.
+PRIVATE_DIRS = {
+    "HOME": "home",
+    "XDG_CONFIG_HOME": "home/.config",
+    "XDG_CACHE_HOME": "home/.cache",
+    "XDG_DATA_HOME": "home/.local/share",
+    "XDG_STATE_HOME": "home/.local/state",
+    "XDG_RUNTIME_DIR": "run",
+}
+# Variables that make a shell source a file of the user's before it runs anything.
+SHELL_STARTUP_VARS = ("BASH_ENV", "ENV", "ZDOTDIR", "PROMPT_COMMAND")
+
 
 @dataclass(frozen=True)
 class Leak:
@@ -40,7 +53,7 @@ class Leak:
 
 @dataclass
 class Sandbox:
-    """A private state dir, TMPDIR and tmux socket, with an environment that marks every child."""
+    """A private state dir, TMPDIR, tmux socket, HOME and XDG dirs; its environment marks every child."""
 
     root: Path
     marker: str = field(default_factory=lambda: "dk" + secrets.token_hex(8))
@@ -49,8 +62,8 @@ class Sandbox:
     def create(cls, parent: str | os.PathLike[str] | None = None, prefix: str = "dk-") -> Sandbox:
         root = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         sb = cls(root=root)
-        for sub in ("state", "tmp", "work"):
-            (root / sub).mkdir(mode=0o700)
+        for sub in ("state", "tmp", "work", *PRIVATE_DIRS.values()):
+            (root / sub).mkdir(mode=0o700, parents=True)
         return sb
 
     @property
@@ -66,6 +79,10 @@ class Sandbox:
         return self.root / "work"
 
     @property
+    def home(self) -> Path:
+        return self.root / PRIVATE_DIRS["HOME"]
+
+    @property
     def socket(self) -> Path:
         # Kept short: sun_path is 108 bytes on Linux, 104 on macOS.
         return self.root / "tmux.sock"
@@ -74,6 +91,9 @@ class Sandbox:
         env = dict(os.environ if base is None else base)
         env.pop("TMUX", None)
         env.pop("TMUX_PANE", None)
+        for var in SHELL_STARTUP_VARS:
+            env.pop(var, None)
+        env.update({var: str(self.root / sub) for var, sub in PRIVATE_DIRS.items()})
         env.update(
             {
                 MARKER_VAR: self.marker,

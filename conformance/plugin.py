@@ -5,7 +5,11 @@ its fixtures are only requested by checks, and the report, the terminal matrix a
 gate only engage when a result row carries ``@check`` metadata.
 
 Options: ``--dispatch-impl CMD`` (default: the reference runner), ``--dispatch-level must|should``,
-``--dispatch-report DIR`` (writes conformance-report.json, conformance-report.md and junit.xml).
+``--dispatch-report DIR`` (writes conformance-report.json, conformance-report.md and junit.xml),
+``--dispatch-keep-going`` (run every check even when the smoke stage failed).
+
+Outcomes: passed, failed, error, skipped, and ``blocked``: a precondition of the check is unmet
+(conformance.context.Blocked), named with the check or capability that covers it.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ from typing import Any
 
 import pytest
 
-from conformance.context import Ctx
-from conformance.harness import TERMINAL, Capabilities, Impl, ImplUnavailable
+from conformance.context import Blocked, Ctx
+from conformance.harness import TERMINAL, Capabilities, Impl, ImplUnavailable, StartRefused, WaitFailed
 from conformance.isolation import Sandbox
-from conformance.registry import MARK, SERIAL_MARK, CheckInfo, info_of, result_id
+from conformance.registry import MARK, SERIAL_MARK, CheckInfo, info_of, profile_of, result_id
 from conformance.report import JUNIT_NAME, CheckResult, Report
 from conformance.timing import Knobs
 
@@ -67,6 +71,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="which failed checks fail the run: MUST only (default) or MUST and SHOULD",
     )
     g.addoption("--dispatch-report", default=None, metavar="DIR", help="write conformance reports to DIR")
+    g.addoption(
+        "--dispatch-keep-going",
+        action="store_true",
+        default=False,
+        help="run every check even when the smoke stage failed (checks needing what failed are blocked)",
+    )
 
 
 @dataclass
@@ -128,6 +138,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 "level": info.level,
                 "pitfall": info.pitfall,
                 "reason": info.reason,
+                "profile": profile_of(info),
+                "needs": list(info.needs),
             }
             item.user_properties.append((PROP + "check", meta))
             item.extra_keyword_matches.add(meta["check_id"])  # so `-k P05.partial-result` selects
@@ -143,14 +155,15 @@ class Smoke:
     message: str
     capabilities: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    stage: str = ""  # what failed: impl | capabilities | start | wait | end ("" when ok)
 
 
 def run_smoke(impl_cmd: str) -> Smoke:
     """Can the implementation start at all? `capabilities` + one trivial task; one line says what is wrong."""
     t0 = time.monotonic()
 
-    def done(ok: bool, msg: str, caps: dict[str, Any] | None = None) -> Smoke:
-        return Smoke(ok, msg, caps or {}, round(time.monotonic() - t0, 3))
+    def done(ok: bool, msg: str, caps: dict[str, Any] | None = None, stage: str = "") -> Smoke:
+        return Smoke(ok, msg, caps or {}, round(time.monotonic() - t0, 3), stage)
 
     sb = Sandbox.create(prefix="dkc-smoke-")
     try:
@@ -159,25 +172,25 @@ def run_smoke(impl_cmd: str) -> Smoke:
         try:
             impl = Impl(impl_cmd, env, scratch=sb.root / "inputs", workdir=sb.workdir)
         except ImplUnavailable as e:
-            return done(False, f"cannot run the implementation `{impl_cmd}`: {e}")
+            return done(False, f"cannot run the implementation `{impl_cmd}`: {e}", stage="impl")
         try:
             call = impl.run("capabilities", strict=False, timeout=SMOKE_TIMEOUT)
         except ImplUnavailable as e:
-            return done(False, f"cannot run the implementation `{impl_cmd}`: {e}")
+            return done(False, f"cannot run the implementation `{impl_cmd}`: {e}", stage="impl")
         if call.timed_out or call.exit_code != 0 or call.problem:
-            return done(False, f"capabilities is broken: {call.describe()}")
+            return done(False, f"capabilities is broken: {call.describe()}", stage="capabilities")
         caps = call.doc
         argv = [sys.executable, "-c", "pass"]
         call = impl.start_call("smoke-1", argv, strict=False, timeout=SMOKE_TIMEOUT)
         if call.timed_out or call.exit_code != 0 or call.problem:
-            return done(False, f"a trivial task cannot start: {call.describe()}", caps)
+            return done(False, f"a trivial task cannot start: {call.describe()}", caps, "start")
         call = impl.run("wait", "smoke-1", "--timeout", "20", strict=False, timeout=SMOKE_TIMEOUT)
         if call.timed_out or call.problem or call.exit_code not in (0, 124):
-            return done(False, f"`wait` on a trivial task is broken: {call.describe()}", caps)
+            return done(False, f"`wait` on a trivial task is broken: {call.describe()}", caps, "wait")
         state = call.doc.get("state")
         if call.exit_code == 124 or state not in TERMINAL:
             return done(
-                False, f"a trivial task (python -c pass) never ended: still {state!r} after 20s", caps
+                False, f"a trivial task (python -c pass) never ended: still {state!r} after 20s", caps, "end"
             )
         if state != "succeeded":  # it can start and end tasks: the checks will say what is wrong
             return done(True, f"a trivial task ended {state!r} (reason {call.doc.get('reason')!r})", caps)
@@ -204,7 +217,7 @@ def _cached_smoke(impl_cmd: str) -> Smoke:
         fcntl.flock(lock, fcntl.LOCK_EX)
         cached = _read_smoke(impl_cmd)
         if cached:
-            return Smoke(**{k: cached[k] for k in Smoke.__dataclass_fields__})
+            return Smoke(**{k: cached[k] for k in Smoke.__dataclass_fields__ if k in cached})
         smoke = run_smoke(impl_cmd)
         (d / "smoke.json").write_text(json.dumps({"impl": impl_cmd, **smoke.__dict__}))
         return smoke
@@ -236,22 +249,34 @@ def dispatch(request: pytest.FixtureRequest, dispatch_smoke: Smoke) -> Iterator[
     """A check's world: sandbox, implementation, fake agents. Skips when the smoke stage failed."""
     item = request.node
     info: CheckInfo | None = info_of(item)
+    keep_going = request.config.getoption("--dispatch-keep-going")
     if not dispatch_smoke.ok:
         item.user_properties.append((PROP + "smoke_failed", dispatch_smoke.message))
-        pytest.skip(f"smoke failed: {dispatch_smoke.message}")
+        if not keep_going:
+            pytest.skip(f"smoke failed: {dispatch_smoke.message}")
+        if dispatch_smoke.stage == "impl":
+            raise Blocked("the implementation must run at all", "the smoke stage", dispatch_smoke.message)
     caps = Capabilities.from_doc(dispatch_smoke.capabilities)
     missing = [c for c in (info.needs if info else ()) if not caps.has(c)]
+    if missing and dispatch_smoke.stage == "capabilities":
+        raise Blocked("`capabilities --json` must work", "the smoke stage", dispatch_smoke.message)
     if missing:
-        pytest.skip(f"capability: the implementation does not list {', '.join(missing)}")
+        raise Blocked(
+            f"the implementation does not list capability {', '.join(missing)}",
+            f"profile {profile_of(info) if info else '?'}",
+        )
 
     def record(key: str, value: Any) -> None:
         item.user_properties.append((PROP + key, value))
+
+    smoke_blocks = None if dispatch_smoke.ok else dispatch_smoke
 
     with _serial_lock(bool(info and info.serial)):
         sb = Sandbox.create(prefix="dkc-")
         ctx = Ctx(
             impl_cmd=request.config.stash[_STATE].impl, sandbox=sb, caps=caps, knobs=Knobs(), record=record
         )
+        ctx.smoke_failed = smoke_blocks
         try:
             yield ctx
         finally:
@@ -271,9 +296,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     info = info_of(item)
     if info is None:
         return rep
+    ctx = item.funcargs.get("dispatch") if hasattr(item, "funcargs") else None
+    if rep.failed and call.excinfo is not None:
+        blocked = _smoke_blocked(ctx, call.excinfo)
+        if blocked is not None:  # keep-going after a failed smoke: what the smoke lacked, not this pitfall
+            rep.outcome = "skipped"
+            rep.longrepr = (str(item.path), item.location[1] or 0, str(blocked))
+            rep.user_properties.append((PROP + "blocked", str(blocked)))
+            return rep
+    if rep.skipped and call.excinfo is not None and isinstance(call.excinfo.value, Blocked):
+        rep.user_properties.append((PROP + "blocked", str(call.excinfo.value)))
+        _add_details(rep, ctx, call.excinfo)
+        return rep
     if rep.failed and call.excinfo is not None:
         msg = _one_line(call.excinfo)
         rep.user_properties.append((PROP + "message", msg))
+        _add_details(rep, ctx, call.excinfo)
         rep.sections.append(
             (
                 "dispatch conformance",
@@ -292,15 +330,52 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return rep
 
 
+def _smoke_blocked(ctx: Any, excinfo: pytest.ExceptionInfo[BaseException]) -> Blocked | None:
+    """With --dispatch-keep-going after a failed smoke: a start refused (or a wait that never ends)
+    is what the smoke already showed, so the check is blocked by it rather than failed."""
+    smoke = getattr(ctx, "smoke_failed", None)
+    if smoke is None:
+        return None
+    if isinstance(excinfo.value, StartRefused) and smoke.stage == "start":
+        return Blocked("a task must start", "the smoke stage", smoke.message)
+    if isinstance(excinfo.value, (StartRefused, WaitFailed)) and smoke.stage in ("wait", "end"):
+        return Blocked("a task must end and be waited on", "the smoke stage", smoke.message)
+    return None
+
+
 def _one_line(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    """The cause: the exception's first line, whole (the rest goes to the details)."""
     text = str(excinfo.value).strip() or excinfo.typename
     first = text.splitlines()[0] if text else excinfo.typename
-    if excinfo.typename not in ("ContractViolation", "AssertionError", "Failed"):
+    if not isinstance(excinfo.value, (AssertionError, pytest.fail.Exception)):
         first = f"{excinfo.typename}: {first}"
-    return first[:400]
+    return first
+
+
+def _add_details(rep: pytest.TestReport, ctx: Any, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """What a one-line message leaves out: the rest of the text and the last calls' command lines."""
+    rest = str(excinfo.value).strip().splitlines()[1:]
+    calls = list(getattr(ctx, "calls", []) or [])[-5:]
+    lines = [*rest]
+    if calls:
+        lines.append("last calls of the implementation (newest last):")
+        lines += [f"  {c.describe()}: {c.command}" for c in calls]
+    if lines:
+        rep.user_properties.append((PROP + "details", "\n".join(lines)))
+        rep.sections.append(("dispatch conformance: details", "\n".join(lines)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    """A blocked check shows as `b`/BLOCKED and counts as "blocked" in pytest's own summary line."""
+    if report.skipped and any(k == PROP + "blocked" for k, _ in report.user_properties):
+        return "blocked", "b", ("BLOCKED", {"yellow": True})
+    return None
 
 
 def _phase_outcome(report: pytest.TestReport, props: dict[str, Any]) -> str | None:
+    if PROP + "blocked" in props and report.skipped:
+        return "blocked"
     if PROP + "should_failed" in props and report.when == "call":
         return "failed"
     if report.when == "call":
@@ -315,13 +390,15 @@ def _phase_outcome(report: pytest.TestReport, props: dict[str, Any]) -> str | No
 def _message(report: pytest.TestReport, props: dict[str, Any], outcome: str) -> str:
     if outcome == "passed":
         return ""
+    if PROP + "blocked" in props and outcome == "blocked":
+        return str(props[PROP + "blocked"])
     if PROP + "message" in props:
         return str(props[PROP + "message"])
     if outcome == "skipped" and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     text = getattr(report, "longreprtext", "") or ""
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    return lines[-1][:400] if lines else outcome
+    return lines[-1] if lines else outcome
 
 
 def _build_report(config: pytest.Config, state: _State) -> Report | None:
@@ -344,6 +421,9 @@ def _build_report(config: pytest.Config, state: _State) -> Report | None:
                 reason=meta["reason"],
                 latencies=lat,
                 nodeid=nodeid,
+                profile=meta.get("profile", "core"),
+                needs=list(meta.get("needs", [])),
+                details=row.get("details", ""),
             )
         )
     smoke = _read_smoke(state.impl)
@@ -352,7 +432,7 @@ def _build_report(config: pytest.Config, state: _State) -> Report | None:
         implementation=implementation,
         level=state.level,
         results=results,
-        smoke={k: smoke.get(k) for k in ("ok", "message", "duration_s")}
+        smoke={k: smoke.get(k) for k in ("ok", "message", "duration_s", "stage")}
         if smoke
         else {"ok": True, "message": ""},
         duration_s=time.monotonic() - state.started,
@@ -396,9 +476,11 @@ class _Controller:
         outcome = _phase_outcome(report, props)
         if outcome is None:
             return
+        if props.get(PROP + "details") and not row.get("details"):
+            row["details"] = str(props[PROP + "details"])
         # the first bad phase decides; a later phase only turns a pass (or skip) into an error
         if row["outcome"] in (None, "passed") or (
-            row["outcome"] == "skipped" and outcome in ("failed", "error")
+            row["outcome"] in ("skipped", "blocked") and outcome in ("failed", "error")
         ):
             row["outcome"] = outcome
             row["message"] = _message(report, props, outcome)
@@ -426,11 +508,14 @@ class _Controller:
             return
         tr = terminalreporter
         tr.section("dispatch conformance")
+        keep_going = config.getoption("--dispatch-keep-going")
         if not report.smoke.get("ok", True):
             tr.write_line(f"SMOKE FAILED: {report.smoke.get('message')}", red=True, bold=True)
-        else:
+        if report.smoke.get("ok", True) or keep_going:
             for line in report.matrix_lines():
                 tr.write_line(line)
+            for p in report.profiles():
+                tr.write_line(f"profile {p.line()}", green=p.verdict == "CONFORMS", red=not p.ok)
         tr.write_line(report.headline(), green=report.ok, red=not report.ok, bold=True)
         if self.state.report_dir:
             tr.write_line(f"reports written to {self.state.report_dir}")

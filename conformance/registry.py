@@ -39,6 +39,32 @@ PITFALLS: dict[str, str] = {
 ID_RE = re.compile(r"^(P(0[1-9]|1[0-5])|EX)\.[a-z0-9]+(-[a-z0-9]+)*(\.[a-z0-9]+(-[a-z0-9]+)*)*$")
 CAPABILITIES = ("send", "events", "logs", "reap", "heartbeat", "max_lifetime", "models")
 
+# Conformance profiles: a verdict is given per profile, so a dispatcher that lists no capabilities is
+# told which behaviour was never tested instead of "conforming" with checks skipped. A profile is
+# claimed when the implementation lists every capability it names (core and results name none).
+PROFILES: dict[str, tuple[tuple[str, ...], str]] = {
+    "core": ((), "start/status/wait/stop/list, exit codes, PIDs, sessions, cleanup, environment, refusals"),
+    "results": ((), "the result file: partial, truncated, empty, complete"),
+    "supervision": (("heartbeat", "max_lifetime", "reap"), "heartbeat staleness, grace, max lifetime, reap"),
+    "observability": (("logs", "events"), "logs and events"),
+    "models": (("models",), "model allowlist and routing"),
+    "interactive": (("send",), "send text to a running agent"),
+}
+_PROFILE_BY_CAP = {cap: name for name, (caps, _) in PROFILES.items() for cap in caps}
+_PROFILE_ORDER = ("interactive", "models", "supervision", "observability")
+
+
+def profile_of(info: CheckInfo) -> str:
+    """The profile a check belongs to: its declared one, else the first of its capabilities' profiles."""
+    if info.profile:
+        return info.profile
+    owners = {_PROFILE_BY_CAP[c] for c in info.needs}
+    for name in _PROFILE_ORDER:
+        if name in owners:
+            return name
+    return "results" if info.pitfall == "P05" else "core"
+
+
 MARK = "dispatch_check"
 SERIAL_MARK = "dispatch_serial"
 
@@ -55,6 +81,7 @@ class CheckInfo:
     reason: str
     needs: tuple[str, ...] = ()
     serial: bool = False
+    profile: str = ""  # empty: derived by profile_of()
 
     @property
     def pitfall_title(self) -> str:
@@ -72,12 +99,14 @@ def check(
     reason: str,
     needs: tuple[str, ...] | list[str] = (),
     serial: bool = False,
+    profile: str = "",
 ) -> Callable[[F], F]:
     """Declare a conformance check.
 
     ``reason`` is the one line shown on failure telling the implementer what to fix. ``needs`` lists
     contract capabilities; a check whose capability the implementation does not list is skipped.
-    ``serial`` checks run while no other check runs (timing-sensitive ones).
+    ``serial`` checks run while no other check runs (timing-sensitive ones). ``profile`` overrides
+    the profile derived from ``needs`` (see :data:`PROFILES`).
     """
     if not ID_RE.match(id):
         raise ValueError(f"bad check id {id!r}: want like 'P05.partial-result.chunked'")
@@ -88,9 +117,13 @@ def check(
     unknown = set(needs) - set(CAPABILITIES)
     if unknown:
         raise ValueError(f"check {id} needs unknown capabilities {sorted(unknown)}")
+    if profile and profile not in PROFILES:
+        raise ValueError(f"check {id} names unknown profile {profile!r}")
     if not reason or "\n" in reason:
         raise ValueError(f"check {id} needs a one-line reason")
-    info = CheckInfo(id=id, level=level, pitfall=pitfall, reason=reason, needs=tuple(needs), serial=serial)
+    info = CheckInfo(
+        id=id, level=level, pitfall=pitfall, reason=reason, needs=tuple(needs), serial=serial, profile=profile
+    )
     if REGISTRY.get(id, info) != info:  # a module imported twice re-registers the same info: fine
         raise ValueError(f"duplicate check id {id}")
     REGISTRY[id] = info
