@@ -148,7 +148,8 @@ def test_stop_kills_whole_tree(dispatch: Ctx) -> None:
     agent = dispatch.agent(
         "--children", "2", "--daemon", "--ignore", "TERM", "--ignore", "HUP", "--work", "60"
     )
-    tid, task = _running_with_log(dispatch, agent)
+    tid = dispatch.run_agent(agent)  # a running agent is all it needs (no log file: P04's business)
+    task = dispatch.wait_running(tid, agent)
     agent.wait_for("child", 10, count=3)
     assert len(agent.processes()) >= 4, f"expected agent + 2 children + daemon, saw {agent.processes()}"
     doc = dispatch.impl.stop(tid, timeout=20)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
-import conformance
 from conformance.context import Ctx
 from conformance.registry import check
 
@@ -39,8 +36,8 @@ def _lifecycle(dispatch: Ctx, impl, probe=None) -> None:
         probe()
     impl.status(tid)
     task = impl.wait(tid, 20)
-    assert task["state"] == "succeeded", f"state {task['state']!r} (reason {task['reason']!r})"
-    assert task["result"] == {"ok": True}, f"result {task['result']!r}"
+    dispatch.require_succeeded(task)
+    dispatch.require(task["result"] == {"ok": True}, "the result must come back", "P05.result.complete")
     if dispatch.caps.has("logs"):
         assert "hello" in impl.logs(tid)["text"], "the agent's output is missing from the log"
         if task.get("log_path"):
@@ -104,9 +101,7 @@ def test_nothing_written_to_tmp(dispatch: Ctx) -> None:
     env = dispatch.impl.env
     # The implementation itself (and this interpreter's venv) may live under /tmp, e.g. a CI clone:
     # keep those reachable, or the check would measure a missing binary instead of /tmp writes.
-    own = [sys.prefix, str(Path(conformance.__file__).resolve().parent.parent)]
-    impl_paths = [w for w in dispatch.impl.prefix if os.path.isabs(w) and os.path.exists(w)]
-    keep = [dispatch.sandbox.root, *own, *(os.path.dirname(os.path.realpath(w)) for w in impl_paths)]
+    keep = [dispatch.sandbox.root, *dispatch.reachable_paths()]
     with private_tmp(env, keep=keep, parent=dispatch.sandbox.root) as pt:
         impl = dispatch.impl.wrapped(lambda argv: pt.command(argv, env, str(dispatch.sandbox.workdir)))
         dispatch.impl = impl

@@ -163,4 +163,4 @@ def test_argv_recorded_is_argv_run(dispatch: Ctx) -> None:
     assert ran[1:] == agent.argv[1:] and ran[0].endswith(agent.argv[0].rsplit("/", 1)[-1]), (
         f"the agent ran with argv {ran!r}, the task records {task['argv']!r}"
     )
-    assert task["state"] == "succeeded", f"state {task['state']!r}"
+    dispatch.require_succeeded(task)

@@ -71,7 +71,7 @@ def test_prompts_delivered_byte_for_byte(dispatch: Ctx) -> None:
         assert ev["length"] == len(corpus[name]) and ev["sha256"] == want, (
             f"prompt {name!r} arrived changed: {ev['length']} bytes, expected {len(corpus[name])}"
         )
-        assert task["state"] == "succeeded", f"{name}: state {task['state']!r}"
+        dispatch.require_succeeded(task, f"the task given prompt {name!r}")
     ran = sorted(p.name for p in canary.parent.glob("CANARY*"))
     assert not ran, f"prompt text was executed: {ran}"
 
@@ -113,6 +113,6 @@ def test_send_delivered_byte_for_byte(dispatch: Ctx) -> None:
         )
         assert not enter.get("typed_b64"), f"{name}: extra keys typed outside the paste"
         task = impl.wait(tid, 15)
-        assert task["state"] == "succeeded", f"{name}: state {task['state']!r}"
+        dispatch.require_succeeded(task, f"the task sent {name!r}")
     ran = sorted(p.name for p in canary.parent.glob("CANARY*"))
     assert not ran, f"sent text was executed: {ran}"

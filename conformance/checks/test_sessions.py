@@ -51,8 +51,9 @@ def test_same_label_distinct_sessions(dispatch: Ctx) -> None:
     assert docs[0]["session"] != docs[1]["session"], f"same label, same session {docs[0]['session']!r}"
     for tid, agent in zip(tids, agents, strict=True):
         task = dispatch.impl.wait(tid, 20)
-        assert task["state"] == "succeeded", f"{tid}: state {task['state']!r}"
+        dispatch.require_succeeded(task)
         env = agent.wait_for("start", 5)["env"]
+        dispatch.require_task_env(env, tid)
         assert env.get("DISPATCH_TASK_ID") == tid, (
             f"agent of {tid} saw DISPATCH_TASK_ID {env.get('DISPATCH_TASK_ID')!r}"
         )
@@ -76,7 +77,7 @@ def test_hostile_labels_stored_verbatim(dispatch: Ctx) -> None:
     for tid, label in tids.items():
         task = dispatch.impl.wait(tid, 20)
         assert task["label"] == label, f"label {label!r} came back as {task['label']!r}"
-        assert task["state"] == "succeeded", f"label {label!r}: state {task['state']!r}"
+        dispatch.require_succeeded(task, f"the task with label {label!r}")
         if len(label.strip()) >= 4:
             assert label not in task["session"], f"session name {task['session']!r} is built from the label"
     canaries = list(dispatch.sandbox.workdir.glob("CANARY*"))
@@ -174,6 +175,7 @@ def test_concurrent_starts(dispatch: Ctx) -> None:
     assert set(tids) <= set(tasks), f"list lacks {sorted(set(tids) - set(tasks))[:3]}"
     for tid, agent in zip(tids, agents, strict=True):
         env = agent.wait_for("start", 30)["env"]
+        dispatch.require_task_env(env, tid)
         assert env.get("DISPATCH_TASK_ID") == tid, (
             f"task {tid}'s session runs the agent of {env.get('DISPATCH_TASK_ID')}"
         )
@@ -183,4 +185,4 @@ def test_concurrent_starts(dispatch: Ctx) -> None:
     for tid in tids:
         task = impl.wait(tid, 60)
         assert task["state"] in TERMINAL, f"{tid}: {task['state']}"
-        assert task["state"] == "succeeded", f"{tid}: state {task['state']!r} (reason {task['reason']!r})"
+        dispatch.require_succeeded(task)
