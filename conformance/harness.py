@@ -22,8 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-TERMINAL = frozenset({"succeeded", "failed", "crashed", "hung", "timed_out", "stopped"})
-LIVE = frozenset({"starting", "running", "stalled", "needs_input"})
+from runner.contract import LIVE, TERMINAL
+
 STATES = TERMINAL | LIVE
 
 DEFAULT_TIMEOUT = 20.0  # per call; generous for a loaded 2-core machine, checks set tighter bounds
