@@ -45,10 +45,9 @@ SMOKE_TIMEOUT = 30.0
 
 def default_impl() -> str:
     """The reference runner: the `dispatch` script next to this interpreter, else `python -m runner.cli`."""
-    script = Path(sys.executable).with_name("dispatch")
-    if script.exists():
-        return shlex.quote(str(script))
-    return shlex.join([sys.executable, "-m", "runner.cli"])
+    from runner.contract import reference_shell
+
+    return reference_shell()
 
 
 # ---------------------------------------------------------------------------------------------------
