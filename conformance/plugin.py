@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import secrets
-import shlex
 import shutil
 import sys
 import tempfile
