@@ -18,9 +18,7 @@ as a replayable pytest module.
 from __future__ import annotations
 
 import json
-import shlex
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -44,9 +42,10 @@ from chaos.history import History, render_replay
 from conformance.context import fake_program
 from conformance.harness import Call, ContractViolation, Impl
 from conformance.isolation import MARKER_VAR, Sandbox, find_marked
+from runner.contract import reference_shell
 
 REPO = str(Path(__file__).resolve().parent.parent)
-DEFAULT_IMPL = f"{shlex.quote(sys.executable)} -m runner.cli"
+DEFAULT_IMPL = reference_shell()
 
 BEHAVIOURS = (
     "ok",  # exit 0 with an atomic result
