@@ -14,8 +14,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from runner.contract import TMUX_MIN_VERSION
+
 DEFAULT_TIMEOUT = 3.0
-FALLBACK_MIN_VERSION = "3.2a"
+FALLBACK_MIN_VERSION = TMUX_MIN_VERSION  # runner.contract holds the floor
 
 
 def min_version() -> str:
