@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TMUX_FLOOR = "3.2a"  # the kit's minimum (libtmux's floor); contract: older is refused with exit 3
+from runner.contract import TMUX_MIN_VERSION as TMUX_FLOOR  # older is refused with exit 3
 
 
 @dataclass(frozen=True)
