@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.harness import TERMINAL, Impl
+from conformance.harness import Impl
 from conformance.isolation import Sandbox
 from conformance.known_bad import KNOWN_BAD
-from conformance.plugin import default_impl
 from fake_agents import journal
+from runner.contract import TERMINAL, reference_command
 
 VENV_BIN = Path(sys.executable).parent
 FAKE_AGENT = str(VENV_BIN / "fake-agent") if (VENV_BIN / "fake-agent").exists() else "fake-agent"
@@ -74,9 +74,8 @@ class Target:
 
 
 def ours() -> Target:
-    import shlex
 
-    return Target("ours", shlex.split(default_impl()))
+    return Target("ours", reference_command())
 
 
 def seed(poll_s: float) -> Target:

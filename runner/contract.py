@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -121,13 +121,25 @@ class TaskDoc(TypedDict, total=False):
 # -- knobs ----------------------------------------------------------------------------------------------
 
 
+def _slack_scale() -> float:
+    """DK_CONFORMANCE_SLACK_SCALE multiplies every slack, for slower machines."""
+    try:
+        return max(0.1, float(os.environ.get("DK_CONFORMANCE_SLACK_SCALE", "1")))
+    except ValueError:
+        return 1.0
+
+
 @dataclass(frozen=True)
 class Knobs:
-    """The three timing knobs every implementation reads from its environment (seconds)."""
+    """DISPATCH_STALE_AFTER_S / DISPATCH_GRACE_S / DISPATCH_MAX_LIFETIME_S, and the detection bounds a
+    correct implementation meets with them (knob-derived plus a slack that holds on a loaded 2-core
+    machine, where each `status` may be a fresh process that takes a few hundred ms to start)."""
 
+    # Heartbeat supervision stays on in every check, with a grace long enough that an agent booting on
+    # a loaded machine is never judged hung; the heartbeat checks tighten it (0.6/0.6).
     stale: float = 0.6
     grace: float = 3.0
-    max_lifetime: float = 20.0
+    max_lifetime: float = 20.0  # a safety net; the lifetime check sets it small (3 s)
 
     def env(self) -> dict[str, str]:
         return {
@@ -137,7 +149,33 @@ class Knobs:
         }
 
     def but(self, **kw: float) -> Knobs:
-        return replace(self, **{k: v for k, v in kw.items() if k in {f.name for f in fields(self)}})
+        return replace(self, **kw)
+
+    # -- bounds, in seconds from the injected event -------------------------------------------------
+    @property
+    def slack(self) -> float:
+        """What a correct implementation may need beyond the knobs on a loaded machine."""
+        return 2.5 * _slack_scale()
+
+    @property
+    def crash_bound(self) -> float:
+        """Agent died (killed, session gone) -> terminal state observed."""
+        return 2.0 + self.slack
+
+    @property
+    def hung_bound(self) -> float:
+        """Last heartbeat change -> `hung` observed."""
+        return self.stale + self.grace + self.slack
+
+    @property
+    def lifetime_bound(self) -> float:
+        """Start -> `timed_out` observed."""
+        return self.max_lifetime + self.slack
+
+    @property
+    def cleanup_bound(self) -> float:
+        """`stop`/`reap` returned -> the last process of the task gone."""
+        return 1.5 * _slack_scale()
 
 
 # -- tmux and the reference -----------------------------------------------------------------------------
@@ -146,9 +184,20 @@ class Knobs:
 TMUX_MIN_VERSION = "3.2a"
 
 
-def reference_command(python: str | None = None) -> list[str]:
-    """How to run the reference implementation as a contract command (argv prefix)."""
-    return [python or sys.executable, "-m", "runner.cli"]
+def reference_command() -> list[str]:
+    """How to run the reference as a contract command: the `dispatch` script beside this interpreter,
+    else `python -m runner.cli` (a checkout that was never pip-installed)."""
+    script = Path(sys.executable).with_name("dispatch")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "runner.cli"]
+
+
+def reference_shell() -> str:
+    """The reference command as one shell string (what IMPL / --impl / DISPATCH_CMD take)."""
+    import shlex
+
+    return shlex.join(reference_command())
 
 
 def dispatch_command(env: dict[str, str] | None = None) -> list[str]:
