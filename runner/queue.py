@@ -45,7 +45,9 @@ CREATE INDEX IF NOT EXISTS agent_queue_state ON agent_queue (state, priority, id
 
 
 class QueueError(ValueError):
-    """A refused queue operation; `code` is a contract error code (exit 2)."""
+    """A refused queue operation; `code` is a contract error code, `exit_status` its exit (2: bad input)."""
+
+    exit_status = 2
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -113,6 +115,14 @@ def open_queue(
         raise QueueError(
             "bad_config", "a PostgreSQL queue needs psycopg: pip install 'psycopg[binary]'"
         ) from None
+    lease = (env or {}).get("DISPATCH_QUEUE_LEASE_S")
+    if lease:
+        try:
+            kw.setdefault("lease_s", float(lease))
+        except ValueError:
+            raise QueueError("bad_config", f"DISPATCH_QUEUE_LEASE_S must be seconds, got {lease!r}") from None
+        if not kw["lease_s"] > 0:
+            raise QueueError("bad_config", "DISPATCH_QUEUE_LEASE_S must be more than 0")
     return PgQueue(url, host=host_name(env), **kw)
 
 

@@ -301,7 +301,11 @@ class PgQueue:
         """A stale claim's write: logged (who tried, with which token), then refused."""
         with self._tx() as cur:
             item = self._row(cur, key)
-            if item.fence == fence and item.state != RUNNING:
+            cur.execute(
+                "SELECT 1 FROM dispatch_queue_events WHERE key = %s AND fence = %s AND kind IN ('finished', 'released')",
+                (key, fence),
+            )
+            if item.fence == fence and cur.fetchone() is not None:
                 return item  # our own write, retried after a lost reply: already recorded
             self._event(cur, key, "refused", item.state, worker=worker, fence=fence, detail=what)
         raise FenceRefused(key, fence or 0, item.fence, item.state)

@@ -116,7 +116,11 @@ class PgServer:
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            try:
+                self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            except subprocess.CalledProcessError as e:
+                if "is server running" not in (e.stderr or ""):
+                    raise
 
     def destroy(self) -> None:
         self.stop()
