@@ -289,7 +289,7 @@ def _why(rows: list[CheckResult]) -> str:
     """The distinct reasons of blocked/skipped rows, each with the ids it applies to."""
     reasons: dict[str, list[CheckResult]] = {}
     for r in rows:
-        reasons.setdefault(r.message or r.outcome, []).append(r)
+        reasons.setdefault((r.message or r.outcome).removeprefix("blocked: "), []).append(r)
     return "; ".join(f"{_ids(rs, 3)}: {msg}" for msg, rs in reasons.items())
 
 
