@@ -58,6 +58,7 @@ def ensure(p: Peer, timeout: float = 300.0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Install the named peers (default: all); print each prefix."""
     names = list(sys.argv[1:] if argv is None else argv) or sorted(PEERS)
     for name in names:
         p = PEERS.get(name)
@@ -74,3 +75,21 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+REFERENCE = "reference"
+
+
+def resolve(impl: str | None) -> tuple[str, str]:
+    """``(label, command)`` for --impl: a peer name (installed on demand), `reference`, or a command."""
+    from runner.contract import reference_command
+
+    if impl in (None, "", REFERENCE):
+        import shlex
+
+        return REFERENCE, shlex.join(reference_command())
+    p = PEERS.get(impl)
+    if p is None:
+        return impl, impl
+    ensure(p)
+    return p.name, p.command

@@ -7,6 +7,8 @@ that speaks contract v1 for it. Bumping a pin is a one-line change followed by a
 
 from __future__ import annotations
 
+import shlex
+import sys
 from dataclasses import dataclass
 
 
@@ -29,7 +31,7 @@ class Peer:
     @property
     def command(self) -> str:
         """The contract command prefix (IMPL) for this peer's adapter."""
-        return f"python -m implementations.{self.module}"
+        return f"{shlex.quote(sys.executable)} -m implementations.{self.module}"
 
 
 PEERS: dict[str, Peer] = {
