@@ -1,7 +1,7 @@
 """`python -m chaos run ...`: long chaos soaks against any contract-v1 dispatcher, with a report.
 
-Exit codes: 0 every program passed, 1 at least one failed (see the report), 2 bad usage,
-3 the implementation cannot be run.
+Exit codes (runner.contract's suite table, shared with `dispatch conformance`): 0 every program passed,
+1 at least one failed (see the report) or the implementation cannot be run, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from chaos.stateful import BEHAVIOURS, DEFAULT_IMPL, FAULTS
+from runner.contract import SUITE_FAILED, SUITE_PASSED, SUITE_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as e:
         print(f"chaos: bad usage: {e}", file=sys.stderr)
-        return 2
+        return SUITE_USAGE
     try:
         resolve_command(a.impl)
     except (ImplUnavailable, ValueError) as e:
         print(f"chaos: cannot run the implementation: {e}", file=sys.stderr)
-        return 3
+        return SUITE_FAILED  # as `dispatch conformance` says it (runner.contract's suite table)
 
     def say(msg: str) -> None:
         if not a.quiet:
@@ -97,4 +98,4 @@ def main(argv: list[str] | None = None) -> int:
     )
     if a.report is None:
         print(rep.to_markdown())
-    return 0 if ok else 1
+    return SUITE_PASSED if ok else SUITE_FAILED

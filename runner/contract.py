@@ -75,6 +75,12 @@ CODES: dict[str, int] = {
 }
 
 
+# The suites (`dispatch conformance`, `dispatch chaos`): one table for both.
+SUITE_PASSED = 0
+SUITE_FAILED = 1  # a check failed, or the implementation under test cannot be run at all
+SUITE_USAGE = 2
+
+
 def exit_status(code: str) -> int:
     """The exit status of an error code; an unknown code is an internal error."""
     return CODES.get(code, EXIT_INTERNAL)
