@@ -31,6 +31,7 @@ SUPPLIED = {
     "record": "the task record (argv, label, model, cwd, session, start time) is kept by the adapter "
     "under $DISPATCH_STATE_DIR/adapter/; `list` reads it",
     "task-id": "task-id syntax and duplicate refusal (the record is keyed by the task id)",
+    "label": "label checks (1-128 printable characters): the label exists only in the adapter's record",
     "prompt": "the private 0600 prompt copy and the DISPATCH_* variables for the agent",
     "sticky": "a terminal state, once the peer reported it, is kept in the record (peers keep none)",
     "stopped": "`stop` records state `stopped` after the peer's own stop/kill call returned",
@@ -153,6 +154,7 @@ def _read_file(path: str, code: str) -> bytes:
 def verb_start(driver: PeerDriver, o: argparse.Namespace) -> dict[str, Any]:
     if not TASK_ID_RE.match(o.task_id):
         raise DispatchError("bad_task_id", f"bad task id {o.task_id!r}")
+    check_label(o.label)
     if _record_path(o.task_id).exists():
         raise DispatchError("duplicate_task_id", f"task {o.task_id!r} already exists")
     prompt = _read_file(o.prompt_file, "bad_prompt_file")
@@ -276,6 +278,35 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     return p
 
 
+VALUE_OPTIONS = ("--task-id", "--cwd", "--prompt-file", "--label", "--model", "--text-file", "--timeout")
+LABEL_MAX = 128
+
+
+def glue_values(args: list[str]) -> list[str]:
+    """`--task-id -rf` -> `--task-id=-rf` before the `--`: argparse would read `-rf` as an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return out + args[i:]
+        if a in VALUE_OPTIONS and i + 1 < len(args):
+            out.append(f"{a}={args[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def check_label(label: str | None) -> None:
+    """The label lives only in the adapter's record, so the adapter checks it (README: 'record')."""
+    if label is None:
+        return
+    if not 1 <= len(label) <= LABEL_MAX or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in label):
+        raise DispatchError("bad_label", f"bad label {label[:40]!r}: 1-128 printable characters")
+
+
 def dispatch(driver: PeerDriver, o: argparse.Namespace) -> tuple[Any, int]:
     """Run one verb; returns (document, exit status). Raises DispatchError for a contract error."""
     if o.verb == "capabilities":
@@ -308,7 +339,7 @@ def main(driver: PeerDriver, argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = len(args) > 1 and args[1] == "--json"
     try:
-        o = build_parser(driver.name).parse_args(args)
+        o = build_parser(driver.name).parse_args(glue_values(args))
         doc, rc = dispatch(driver, o)
     except DispatchError as e:
         return _fail(e, as_json)

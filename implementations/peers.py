@@ -11,6 +11,14 @@ import shlex
 import sys
 from dataclasses import dataclass
 
+COMMON_DECIDES = (
+    ("P07.label.control-refused", "labels live only in the adapter's record; the adapter checks them"),
+    (
+        "EX.refusals.nothing-created",
+        "task-id, prompt-file and empty-argv refusals are the adapter's; bad cwd the peer's",
+    ),
+)
+
 
 @dataclass(frozen=True)
 class Peer:
@@ -23,6 +31,8 @@ class Peer:
     homepage: str
     summary: str
     needs: tuple[str, ...] = ()  # modules the peer imports that come from the kit's venv
+    # checks whose outcome the adapter decides (README: adapter-supplied), check id -> what it supplies
+    adapter_decides: tuple[tuple[str, str], ...] = ()
 
     @property
     def requirement(self) -> str:
@@ -44,6 +54,11 @@ PEERS: dict[str, Peer] = {
             module="bgtmux_adapter",
             homepage="https://pypi.org/project/bgtmux/",
             summary="tmux-backed background terminal sessions with scrollback capture",
+            adapter_decides=COMMON_DECIDES
+            + (
+                ("EX.tmux.default-server-untouched", "socket routed via $TMUX by the adapter"),
+                ("EX.socket.sessions-on-socket", "socket routed via $TMUX by the adapter"),
+            ),
         ),
         Peer(
             name="tmux-kit",
@@ -52,6 +67,13 @@ PEERS: dict[str, Peer] = {
             module="tmux_kit_adapter",
             homepage="https://pypi.org/project/tmux-kit/",
             summary="async, argv-exec tmux session-management primitives (spawn, observe, stop)",
+            adapter_decides=COMMON_DECIDES
+            + (
+                (
+                    "EX.socket.sessions-on-socket",
+                    "the adapter links $DISPATCH_TMUX_SOCKET to the peer's socket",
+                ),
+            ),
         ),
         Peer(
             name="libtmux-easy",
@@ -61,6 +83,11 @@ PEERS: dict[str, Peer] = {
             homepage="https://pypi.org/project/libtmux-easy/",
             summary="tmux sessions from Python with exact pane exit status",
             needs=("libtmux", "psutil", "packaging"),
+            adapter_decides=COMMON_DECIDES
+            + (
+                ("EX.tmux.default-server-untouched", "socket routed via $TMUX by the adapter"),
+                ("EX.socket.sessions-on-socket", "socket routed via $TMUX by the adapter"),
+            ),
         ),
     )
 }
