@@ -45,7 +45,8 @@ def finish_and_check(fl: Fleet, q: PgQueue, js: dict[str, Path]) -> dict[str, li
             if w.poll() is None:
                 wait(lambda w=w: w.poll() is not None, f"worker on {h.name} to finish\n{h.logs()}")
     rows = {i.key: i for i in q.list()}
-    assert all(rows[k].state == "done" for k in js), {k: rows[k].state for k in js if rows[k].state != "done"}
+    logs = "\n".join(f"--- {h.name}\n{h.logs()}" for h in fl.hosts)
+    assert all(rows[k].state == "done" for k in js), ({k: rows[k].state for k in js if rows[k].state != "done"}, logs)
     terminal = Counter(
         e["key"] for e in q.events() if e["kind"] in ("finished", "lost") and e["state"] == "done"
     )
