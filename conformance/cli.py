@@ -52,9 +52,21 @@ def build_parser(prog: str = "dispatch conformance") -> argparse.ArgumentParser:
     return p
 
 
+# `dispatch conformance smoke|matrix`: the adapter-alone check and the implementations matrix (issue 15)
+_SUBCOMMANDS = {"smoke": "conformance.smoke", "matrix": "conformance.matrix"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (without the program name) and run the suite in this process."""
-    opts = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    sub = _SUBCOMMANDS.get(args[0]) if args else None
+    if sub is None and "--matrix" in args:  # `dispatch conformance --matrix ...` = `... matrix ...`
+        sub, args = "conformance.matrix", ["matrix", *(a for a in args if a != "--matrix")]
+    if sub is not None:  # smoke / matrix (issue 15): their own parsers
+        import importlib
+
+        return int(importlib.import_module(sub).main(args[1:], prog=f"dispatch conformance {args[0]}"))
+    opts = build_parser().parse_args(args)
     workers = opts.workers
     if workers not in ("0", "1", "auto", "logical") and not str(workers).isdigit():
         print(f"dispatch conformance: -n wants a number, got {workers!r}", file=sys.stderr)
