@@ -31,7 +31,15 @@ from typing import Any
 import pytest
 
 from conformance.context import Blocked, Ctx
-from conformance.harness import TERMINAL, Capabilities, Impl, ImplUnavailable, StartRefused, WaitFailed
+from conformance.harness import (
+    TERMINAL,
+    Capabilities,
+    ContractViolation,
+    Impl,
+    ImplUnavailable,
+    StartRefused,
+    WaitFailed,
+)
 from conformance.isolation import Sandbox
 from conformance.registry import MARK, SERIAL_MARK, CheckInfo, info_of, profile_of, result_id
 from conformance.report import JUNIT_NAME, CheckResult, Report
@@ -334,7 +342,15 @@ def _smoke_blocked(ctx: Any, excinfo: pytest.ExceptionInfo[BaseException]) -> Bl
     smoke = getattr(ctx, "smoke_failed", None)
     if smoke is None:
         return None
-    if isinstance(excinfo.value, StartRefused) and smoke.stage == "start":
+    calls = getattr(ctx, "calls", None) or []
+    last = calls[-1] if calls else None
+    start_failed = isinstance(excinfo.value, StartRefused) or (
+        isinstance(excinfo.value, ContractViolation)
+        and last is not None
+        and last.verb == "start"
+        and (last.exit_code != 0 or last.problem is not None)
+    )
+    if start_failed and smoke.stage in ("capabilities", "start"):
         return Blocked("a task must start", "the smoke stage", smoke.message)
     if isinstance(excinfo.value, (StartRefused, WaitFailed)) and smoke.stage in ("wait", "end"):
         return Blocked("a task must end and be waited on", "the smoke stage", smoke.message)

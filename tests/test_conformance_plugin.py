@@ -9,6 +9,7 @@ import json
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +146,114 @@ def test_run_suite_against_reference(tmp_path: Path) -> None:
     assert report.exit_code == 0, (tmp_path / "pytest.log").read_text()[-2000:]
     assert report.ok and report.outcome("P10.exit-recorded") == "passed"
     assert report.implementation.get("implementation") == "dispatch"
+
+
+BLOCKED = textwrap.dedent(
+    """
+    from conformance.context import Blocked
+    from conformance.registry import check
+
+    @check(id="P09.demo.needs-success", level="MUST", pitfall="P09", reason="end the whole tree")
+    def test_needs_success():
+        raise Blocked("task t1 must succeed first", "P10.exit-recorded.exit0", "it ended 'failed'")
+
+    @check(id="P10.demo.passes", level="MUST", pitfall="P10", reason="record exit codes")
+    def test_passes():
+        pass
+    """
+)
+
+
+def test_blocked_precondition_is_blocked_not_failed(pytester: pytest.Pytester) -> None:
+    """An unmet precondition is its own outcome in the terminal, the reports and the exit status."""
+    res, rep = _run(pytester, BLOCKED)
+    out = res.stdout.str()
+    assert "| P09.demo.needs-success | MUST | BLOCKED |" in out, out
+    assert "covered by P10.exit-recorded.exit0" in out
+    assert "fix: end the whole tree" not in out, "a blocked check must not point at a fix of its pitfall"
+    assert "1 blocked" in out and "failed" not in out.splitlines()[-1]
+    report = Report.load(rep)
+    row = report.by_id()["P09.demo.needs-success"]
+    assert row.outcome == "blocked" and not row.bad
+    assert row.message.startswith("blocked: task t1 must succeed first")
+    assert report.summary()["gating_failures"] == []
+    assert report.summary()["blocked"] == {"P09.demo.needs-success": row.message}
+    # not shown to conform either: the profile is incomplete, the run says so and exits 1
+    assert [p.verdict for p in report.profiles()] == ["INCOMPLETE"]
+    assert res.ret == 1
+    assert "NOT TESTED: core: INCOMPLETE" in out
+    md = (rep / MD_NAME).read_text()
+    assert "| P09.demo.needs-success | MUST | BLOCKED |" in md and "| core | INCOMPLETE |" in md
+
+
+KEEP_GOING = textwrap.dedent(
+    """
+    from conformance.registry import check
+
+    @check(id="P01.demo.starts", level="MUST", pitfall="P01", reason="x")
+    def test_starts(dispatch):
+        dispatch.impl.start("t1", ["true"])
+
+    @check(id="P08.demo.sends", level="MUST", pitfall="P08", reason="x", needs=("send",))
+    def test_sends(dispatch):
+        raise AssertionError("must not run: capabilities are unknown")
+
+    @check(id="P10.demo.own-failure", level="MUST", pitfall="P10", reason="record exit codes")
+    def test_own_failure(dispatch):
+        assert False, "its own pitfall"
+    """
+)
+
+
+def test_keep_going_reports_every_check(pytester: pytest.Pytester) -> None:
+    """The smoke gate stays the default; --dispatch-keep-going runs every check, blocking what needs
+    the behaviour the smoke showed missing, and still failing a check on its own pitfall."""
+    res, rep = _run(pytester, KEEP_GOING, "--dispatch-impl", "false")
+    assert res.ret == 1 and {r.outcome for r in Report.load(rep).results} == {"skipped"}
+    res, rep = _run(pytester, KEEP_GOING, "--dispatch-impl", "false", "--dispatch-keep-going")
+    out = res.stdout.str()
+    assert res.ret == 1
+    assert any(ln.startswith("SMOKE FAILED: capabilities is broken") for ln in out.splitlines()), out
+    rows = Report.load(rep).by_id()
+    assert rows["P01.demo.starts"].outcome == "blocked", rows["P01.demo.starts"]
+    assert "covered by the smoke stage" in rows["P01.demo.starts"].message
+    assert rows["P08.demo.sends"].outcome == "blocked"
+    assert rows["P10.demo.own-failure"].outcome == "failed"
+    assert "must not run" not in out
+    assert "| P01.demo.starts | MUST | BLOCKED |" in out
+
+
+def _row(check_id: str, outcome: str, profile: str, message: str = "") -> Any:
+    from conformance.report import CheckResult
+
+    return CheckResult(check_id, check_id.split(".")[0], "MUST", outcome, message=message, profile=profile)
+
+
+def test_no_capabilities_never_conforms_plainly() -> None:
+    """A dispatcher that lists no capability gets a verdict on what was tested and says what was not."""
+    from conformance.report import Report as R
+
+    rows = [
+        _row("P10.exit-recorded.exit0", "passed", "core"),
+        _row("P05.result.complete", "passed", "results"),
+        *(
+            _row(f"P12.demo.c{i}", "blocked", "supervision", "blocked: capability heartbeat not listed")
+            for i in range(3)
+        ),
+        _row("EX.send.demo", "blocked", "interactive", "blocked: capability send not listed"),
+    ]
+    report = R(implementation={"implementation": "nocaps", "capabilities": []}, results=rows)
+    head = report.headline()
+    assert report.ok
+    assert "CONFORMS at level MUST to core, results only" in head
+    assert "NOT TESTED: supervision: NOT TESTED (capability heartbeat, max_lifetime, reap not listed" in head
+    assert "interactive: NOT TESTED (capability send not listed" in head
+    full = R(
+        implementation={
+            "implementation": "all",
+            "capabilities": ["heartbeat", "max_lifetime", "reap", "send"],
+        },
+        results=[r for r in rows if r.outcome == "passed"],
+    )
+    assert "CONFORMS at level MUST (profiles core, results)" in full.headline()
+    assert "NOT TESTED" not in full.headline()
