@@ -3,6 +3,13 @@
 ``unshare --pid --fork --mount-proc`` (plus ``--user --map-root-user`` when not root) runs
 ``nsinit.py init`` as PID 1; commands enter with ``nsenter``. Leaving the context SIGKILLs the init
 (by PID + start time), which makes the kernel kill everything else in the namespace.
+
+Unprivileged (measured on Linux 6.x with unprivileged user namespaces): the user namespace gives
+CAP_SYS_ADMIN over the new PID namespace, so ``ns_last_pid`` writes work. ``unshare --map-root-user``
+denies setgroups(2) in that namespace, so nsenter must not call it: it enters with
+``--preserve-credentials`` (our uid is already mapped to 0 there). Start-up enters once and raises
+:class:`Unsupported` naming what is missing if that fails, so a check never blames the dispatcher
+for the injector's own missing privilege.
 """
 
 from __future__ import annotations
@@ -72,9 +79,24 @@ class PidNamespace:
         )
         try:
             self._await_ready()
+            self._probe_enter()
         except BaseException:
             self.close()
             raise
+
+    def _probe_enter(self) -> None:
+        """Enter once and write nothing: a missing privilege shows here, not in the dispatcher's call."""
+        r = subprocess.run(
+            [*self._enter(None), sys.executable, "-S", "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=max(self.start_timeout, 30.0),
+        )
+        if r.returncode != 0 or not r.stdout.strip().isdigit():
+            err = (r.stderr.strip().splitlines() or ["no output"])[-1]
+            who = "an unprivileged user namespace" if self.userns else "root"
+            raise Unsupported(f"cannot enter the PID namespace as {who} (nsenter): {err}")
 
     def _await_ready(self) -> None:
         assert self._proc and self._proc.stdout and self._proc.stderr
@@ -85,7 +107,9 @@ class PidNamespace:
             err = self._proc.stderr.read().decode(errors="replace").strip()
             self._proc.wait()
             if "Operation not permitted" in err or "Permission denied" in err or "Invalid argument" in err:
-                raise Unsupported(f"cannot create a PID namespace here: {err.splitlines()[-1:]}")
+                need = "unprivileged user namespaces (unshare -Urpf)" if self.userns else "CAP_SYS_ADMIN"
+                last = (err.splitlines() or [""])[-1]
+                raise Unsupported(f"cannot create a PID namespace here (needs {need}): {last}")
             raise RuntimeError(f"PID namespace init did not start: {err or 'timeout'}")
         children = psutil.Process(self._proc.pid).children()
         if len(children) != 1:
@@ -127,8 +151,8 @@ class PidNamespace:
         if self.init is None or not self.init.alive():
             raise RuntimeError("PID namespace is not running")
         cmd = ["nsenter", f"--target={self.init.pid}"]
-        if self.userns:
-            cmd.append("--user")
+        if self.userns:  # setgroups(2) is denied in a --map-root-user namespace: keep our credentials
+            cmd += ["--user", "--preserve-credentials"]
         # Entering the mount namespace resets the cwd to its root: set it again explicitly.
         cmd += ["--pid", "--mount", f"--wd={os.fspath(cwd) if cwd is not None else os.getcwd()}", "--"]
         return cmd
@@ -194,7 +218,9 @@ class PidNamespace:
             raise ValueError(r.stderr.strip())
         if r.returncode != 0:
             if "Permission denied" in r.stderr or "Operation not permitted" in r.stderr:
-                raise Unsupported(f"cannot write ns_last_pid: {r.stderr.strip()}")
+                raise Unsupported(
+                    f"cannot write ns_last_pid (needs CAP_SYS_ADMIN over the PID namespace): {r.stderr.strip()}"
+                )
             raise RuntimeError(f"spawn at pid {pid} failed ({r.returncode}): {r.stderr.strip()}")
         assert int(r.stdout) == pid
         host = self.host_pid(pid)
