@@ -4,7 +4,6 @@ real peer driven through its adapter on a real tmux server."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,9 +122,6 @@ def test_bgtmux_adapter_on_real_tmux(sandbox: object) -> None:
         rc, doc = run("status", "--json", "nope")
         assert rc == 2 and doc["error"]["code"] == "unknown_task"
     finally:
-        subprocess.run(
-            ["tmux", "-S", env["DISPATCH_TMUX_SOCKET"], "kill-server"],
-            capture_output=True,
-            timeout=10,
-            env={**os.environ, "TMUX": ""},
-        )
+        from runner.tmux import Tmux
+
+        Tmux(socket_path=env["DISPATCH_TMUX_SOCKET"], timeout=5).run("kill-server", check=False)
