@@ -298,13 +298,18 @@ def path_without_tmux(
     for i, entry in enumerate(src.get("PATH", os.defpath).split(os.pathsep)):
         if not entry:
             continue
-        tmux = Path(entry) / "tmux"
-        if not (tmux.exists() or tmux.is_symlink()):
-            out.append(entry)
+        try:  # lstat: a dangling tmux symlink still counts
+            os.lstat(Path(entry) / "tmux")
+        except OSError:  # no tmux, or ENTRY unsearchable (e.g. /root/... for an ordinary user): the
+            out.append(entry)  # dispatcher we start runs as the same user and cannot find one there
+            continue
+        try:
+            names = os.listdir(entry)
+        except OSError:  # searchable but unreadable: its other programs cannot be mirrored, drop it
             continue
         shadow = base / f"path{i}"
         shadow.mkdir(exist_ok=True)
-        for name in os.listdir(entry):
+        for name in names:
             if name != "tmux" and not (shadow / name).exists():
                 os.symlink(Path(entry) / name, shadow / name)
         out.append(str(shadow))
