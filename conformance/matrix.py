@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -66,7 +67,7 @@ def run_one(name: str, report_dir: Path, *, workers: str, k: str | None, level: 
     from implementations.install import resolve
 
     label, command = resolve(name)
-    out = report_dir / label
+    out = report_dir / safe_name(label)
     out.mkdir(parents=True, exist_ok=True)
     entry = Entry(label, command, meta=_meta(label))
     entry.smoke = smoke(label, command)
@@ -76,9 +77,14 @@ def run_one(name: str, report_dir: Path, *, workers: str, k: str | None, level: 
     return entry
 
 
+def safe_name(label: str) -> str:
+    """A directory and badge name for an implementation (a raw command becomes a plain word)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._")[:60] or "impl"
+
+
 def load_one(name: str, report_dir: Path) -> Entry:
     """An Entry from a previous run's files (for re-rendering the page without re-running)."""
-    out = report_dir / name
+    out = report_dir / safe_name(name)
     entry = Entry(name, "", meta=_meta(name))
     sp = out / "smoke.json"
     if sp.exists():
@@ -107,9 +113,11 @@ def write_badges(entries: Sequence[Entry], report_dir: Path) -> list[Path]:
     d.mkdir(parents=True, exist_ok=True)
     written = []
     for e in entries:
-        docs = {f"{e.name}.json": _overall_badge(e)}
+        docs = {f"{safe_name(e.name)}.json": _overall_badge(e)}
         for v in e.report.profiles() if e.report else ():
-            docs[f"{e.name}-{v.name}.json"] = badge(f"{e.name} {v.name}", v.verdict.lower(), COLOR[v.verdict])
+            docs[f"{safe_name(e.name)}-{v.name}.json"] = badge(
+                f"{e.name} {v.name}", v.verdict.lower(), COLOR[v.verdict]
+            )
         for fname, doc in docs.items():
             (d / fname).write_text(json.dumps(doc) + "\n")
             written.append(d / fname)
