@@ -24,11 +24,22 @@ from faults.errors import Unsupported
 PRIVTMP = str(Path(__file__).with_name("privtmp.py"))
 
 
+# Why root, measured as an ordinary user (Linux 6.x, unprivileged user namespaces on): a user+mount
+# namespace may mount tmpfs (nanosecond timestamps, and only visible inside that namespace) but not
+# set up a loop device nor mount ext4; a FUSE fs with 1-second time_gran would need /dev/fuse (0600
+# root on the CI machine): not implemented.
+_WHY_ROOT = {
+    "coarse_timestamps_dir": "CAP_SYS_ADMIN in the initial user namespace to attach a loop device and "
+    "mount ext4 (not allowed in a user namespace)",
+    "small_fs": "CAP_SYS_ADMIN in the initial user namespace to mount a tmpfs the dispatcher can see",
+}
+
+
 def _need(what: str, root: bool = True, tools: Sequence[str] = ()) -> None:
     if not sys.platform.startswith("linux"):
         raise Unsupported(f"{what} needs Linux")
     if root and os.geteuid() != 0:
-        raise Unsupported(f"{what} needs root (mount)")
+        raise Unsupported(f"{what} needs root: {_WHY_ROOT.get(what, 'CAP_SYS_ADMIN (mount)')}")
     for t in tools:
         if not shutil.which(t):
             raise Unsupported(f"{what} needs {t}, which is not installed")
