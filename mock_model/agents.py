@@ -41,8 +41,6 @@ def claude(url: str, home: Path) -> dict[str, str]:
     return {
         "ANTHROPIC_BASE_URL": url,
         "ANTHROPIC_API_KEY": DUMMY_KEY,
-        "ANTHROPIC_MODEL": "claude-mock-1",
-        "ANTHROPIC_SMALL_FAST_MODEL": "claude-mock-1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_TELEMETRY": "1",

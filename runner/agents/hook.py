@@ -89,9 +89,13 @@ def result_doc(inp: dict[str, Any]) -> dict[str, Any]:
 def handle(kind: str, agent_dir: Path | None, inp: dict[str, Any]) -> None:
     """Do what one hook event means; see the module docstring."""
     if agent_dir is not None and inp.get("session_id"):
-        # every event carries the session id: keep the first one seen (resume needs it)
+        # every event carries the session id, which changes on /clear and forks: keep the latest (resume)
         sid = agent_dir / "session_id"
-        if not sid.exists():
+        try:
+            known = sid.read_text()
+        except OSError:
+            known = None
+        if known != str(inp["session_id"]):
             write_atomic(sid, str(inp["session_id"]))
     if kind in ("heartbeat", "submitted", "session"):
         beat()

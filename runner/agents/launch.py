@@ -1,7 +1,12 @@
-"""`python -m runner.agents.launch --stdin-prompt -- ARGV`: put the prompt on stdin, then exec ARGV.
+"""`python -m runner.agents.launch [--stdin-prompt] [--set K=V]... [--claude-preanswer] -- ARGV`: exec ARGV.
 
-Exec keeps our PID, so the runner's agent PID and start time stay the agent's own (P1, P2). The prompt
-is the runner's private copy ($DISPATCH_PROMPT_FILE), so it reaches the agent byte for byte (P8).
+Every agent starts through this: it makes `PWD` the real working directory (the runner chdirs to --cwd,
+but the caller's `PWD` was inherited, and opencode trusts `$PWD`), sets the profile's extra variables
+(e.g. IS_SANDBOX=1 so Claude accepts its permission bypass as root), optionally puts the prompt on stdin,
+and execs: our PID becomes the agent's, so the runner's agent PID and start time stay right (P1, P2).
+The prompt is the runner's private copy ($DISPATCH_PROMPT_FILE), so it reaches the agent byte for byte.
+`--claude-preanswer` is the explicit opt-in of a profile (`first_run = "preanswer"`): it marks Claude's
+first-run screens as answered in the agent's own config (runner.agents.firstrun) before the exec.
 """
 
 from __future__ import annotations
@@ -9,24 +14,57 @@ from __future__ import annotations
 import os
 import sys
 
+USAGE = (
+    "usage: python -m runner.agents.launch [--stdin-prompt] [--set K=V]... [--claude-preanswer] -- ARGV..."
+)
+
+
+def parse(args: list[str]) -> tuple[bool, dict[str, str], bool, list[str]] | None:
+    """(stdin_prompt, env to set, claude_preanswer, target argv), or None on bad usage."""
+    stdin = pre = False
+    env: dict[str, str] = {}
+    i = 0
+    while i < len(args) and args[i] != "--":
+        a = args[i]
+        if a == "--stdin-prompt":
+            stdin = True
+        elif a == "--claude-preanswer":
+            pre = True
+        elif a == "--set" and i + 1 < len(args) and "=" in args[i + 1]:
+            k, v = args[i + 1].split("=", 1)
+            env[k] = v
+            i += 1
+        else:
+            return None
+        i += 1
+    target = args[i + 1 :]
+    return (stdin, env, pre, target) if target else None
+
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) < 3 or args[0] != "--stdin-prompt" or args[1] != "--":
-        print("usage: python -m runner.agents.launch --stdin-prompt -- ARGV...", file=sys.stderr)
+    parsed = parse(list(sys.argv[1:] if argv is None else argv))
+    if parsed is None:
+        print(USAGE, file=sys.stderr)
         return 2
-    target = args[2:]
-    path = os.environ.get("DISPATCH_PROMPT_FILE")
-    if not path:
-        print("runner.agents.launch: DISPATCH_PROMPT_FILE is not set", file=sys.stderr)
-        return 2
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as e:
-        print(f"runner.agents.launch: cannot open the prompt: {e.strerror}", file=sys.stderr)
-        return 2
-    os.dup2(fd, 0)
-    os.close(fd)
+    stdin, env, pre, target = parsed
+    os.environ["PWD"] = os.getcwd()
+    os.environ.update(env)
+    if pre:
+        from runner.agents import firstrun
+
+        firstrun.preanswer(os.environ, os.getcwd())
+    if stdin:
+        path = os.environ.get("DISPATCH_PROMPT_FILE")
+        if not path:
+            print("runner.agents.launch: DISPATCH_PROMPT_FILE is not set", file=sys.stderr)
+            return 2
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as e:
+            print(f"runner.agents.launch: cannot open the prompt: {e.strerror}", file=sys.stderr)
+            return 2
+        os.dup2(fd, 0)
+        os.close(fd)
     try:
         os.execvp(target[0], target)
     except OSError as e:

@@ -143,6 +143,38 @@ def claude_settings(agent_dir: Path) -> dict[str, Any]:
     }
 
 
+EVENT_TEE = {"codex-jsonl": "codex", "opencode-json": "opencode", "pi-json": "pi"}
+
+
+def launcher(profile: Profile, delivery: str) -> list[str]:
+    """`runner.agents.launch` in front of every agent: PWD = --cwd, the profile's env, stdin, exec."""
+    argv = [*python_cmd(), "-m", "runner.agents.launch"]
+    if delivery == "stdin":
+        argv.append("--stdin-prompt")
+    for k, v in sorted(profile.env.items()):
+        argv += ["--set", f"{k}={v}"]
+    if profile.first_run == "preanswer":
+        argv.append("--claude-preanswer")
+    return [*argv, "--"]
+
+
+def wrap(profile: Profile, argv: list[str], delivery: str, paths: AgentPaths) -> tuple[list[str], list[str]]:
+    """The agent argv behind our launcher (and the event tee for JSON-event agents); the notes say why."""
+    notes = ["runner.agents.launch sets PWD to the working directory and execs the agent (same PID)"]
+    if delivery == "stdin":
+        notes.append("prompt on stdin from the runner's private copy (byte for byte)")
+    argv = [*launcher(profile, delivery), *argv]
+    kind = EVENT_TEE.get(profile.events)
+    if kind is not None:
+        id_file = paths.thread_id if profile.native_id == "thread_id" else paths.session_id
+        argv = [
+            *python_cmd(), "-m", "runner.agents.tee", "--kind", kind,
+            "--events", str(paths.events), "--id-file", str(id_file), "--", *argv,
+        ]  # fmt: skip
+        notes.append("JSON events teed: each one beats the heartbeat; the session id is kept for resume")
+    return argv, notes
+
+
 def build(
     profile: Profile,
     *,
@@ -171,7 +203,8 @@ def build(
             raise PlanError("not_supported", f"agent {profile.name!r} has no native resume")
         template = profile.resume_argv
         values[profile.resume_id] = resume_id
-        delivery = "argv" if "{prompt}" in template else "file"
+        # the resume argv carries the prompt as an argument, else stdin (every resumable CLI reads it)
+        delivery = "argv" if "{prompt}" in template else "stdin"
     if delivery == "argv":
         values["prompt"] = prompt_text(prompt)
     try:
@@ -182,16 +215,7 @@ def build(
         raise PlanError(
             "bad_argv", f"agent {profile.name!r} needs a command: run --agent {profile.name} -- ARGV..."
         )
-    notes: list[str] = []
-    if delivery == "stdin":
-        argv = [*python_cmd(), "-m", "runner.agents.launch", "--stdin-prompt", "--", *argv]
-        notes.append("prompt on stdin (runner.agents.launch execs the agent: same PID)")
-    if profile.events == "codex-jsonl":
-        argv = [
-            *python_cmd(), "-m", "runner.agents.tee",
-            "--events", str(paths.events), "--thread-file", str(paths.thread_id), "--", *argv,
-        ]  # fmt: skip
-        notes.append("JSONL events teed: each one beats the heartbeat; thread id kept for resume")
+    argv, notes = wrap(profile, argv, delivery, paths)
     settings = claude_settings(paths.root) if profile.hooks == "claude" else None
     return Plan(
         agent=profile.name,

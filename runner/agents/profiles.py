@@ -24,7 +24,9 @@ else:  # pragma: no cover - 3.10 only
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "profiles"
 PROMPT_MODES = ("argv", "stdin", "file", "paste")
 HOOK_KINDS = ("none", "claude")
-EVENT_KINDS = ("none", "codex-jsonl")
+EVENT_KINDS = ("none", "codex-jsonl", "opencode-json", "pi-json")
+# Claude's first-run screens: only report them (with the fix), or pre-answer them (an explicit opt-in)
+FIRST_RUN = ("none", "report", "preanswer")
 NATIVE_IDS = ("none", "session_id", "thread_id")
 # placeholders that splice a list into argv (only as a whole element)
 LIST_VARS = ("model_args", "extra")
@@ -69,6 +71,8 @@ class Profile:
     resume_argv: tuple[str, ...] = ()
     resume_prompt: str = "Continue the previous task where you left off."
     resume_rerun: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    first_run: str = "none"
     source: str = ""
 
     def mode(self, name: str | None) -> tuple[str, Mode]:
@@ -144,12 +148,12 @@ def from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Profile:
         raise ProfileError(f"{source}: name must be a short lowercase word, got {name!r}")
     where = f"{source} [{name}]"
     known = {"name", "binary", "description", "install", "default_mode", "hooks", "events", "native_id",
-             "model", "modes", "needs_input", "resume", "extends"}  # fmt: skip
+             "model", "modes", "needs_input", "resume", "extends", "env", "first_run"}  # fmt: skip
     unknown = sorted(set(d) - known)
     if unknown:
         raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}")
     modes: dict[str, Mode] = {}
-    for key in ("modes", "model", "needs_input", "resume"):
+    for key in ("modes", "model", "needs_input", "resume", "env"):
         if key in d and not isinstance(d[key], Mapping):
             raise ProfileError(f"{where}: {key} must be a table")
     for mname, md in (d.get("modes") or {}).items():
@@ -199,6 +203,10 @@ def from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Profile:
     all_argv = [a for m in modes.values() for a in m.argv] + list(resume_argv)
     if any("{settings}" in a for a in all_argv) and hooks == "none":
         raise ProfileError(f"{where}: {{settings}} is only available with hooks = 'claude'")
+    env = d.get("env") or {}
+    if not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) and isinstance(v, str)
+               for k, v in env.items()):  # fmt: skip
+        raise ProfileError(f'{where} env: expected NAME = "value" strings')
     return Profile(
         name=name,
         binary=str(d.get("binary", name)),
@@ -216,6 +224,8 @@ def from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Profile:
         resume_argv=resume_argv,
         resume_prompt=str(res.get("prompt", "Continue the previous task where you left off.")),
         resume_rerun=bool(res.get("rerun", False)),
+        env=dict(env),
+        first_run=_choice(d.get("first_run", "none"), FIRST_RUN, f"{where} first_run"),
         source=source,
     )
 

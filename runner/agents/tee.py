@@ -1,9 +1,13 @@
-"""`python -m runner.agents.tee --events F --thread-file T -- ARGV`: run a JSONL-emitting agent (Codex).
+"""`python -m runner.agents.tee --kind K --events F --id-file T -- ARGV`: run a JSON-event agent.
 
-Each line the agent prints is copied to our stdout (the pane, so the log keeps it) and, when it is a JSON
-event, appended to F and turned into a heartbeat ($DISPATCH_HEARTBEAT_FILE gets a new value). The first
-`thread.started` event's `thread_id` is written atomically to T: that is what `codex exec resume` needs.
-We end the way the agent ended (same exit code, or the same signal), and pass TERM/HUP/INT on to it.
+Codex (`exec --json`), OpenCode (`run --format json`) and Pi (`--mode json`) print one JSON event per line.
+Each line is copied to our stdout (the pane, so the log keeps it) and appended to F; each event beats the
+heartbeat ($DISPATCH_HEARTBEAT_FILE gets a new value). The agent's own session id (Codex `thread_id`,
+OpenCode `sessionID`, Pi's session header `id`) is written atomically to T: that is what resume needs.
+At the end the agent's last message and its own failure signals (Codex `error`/`turn.failed` events and
+failed commands, OpenCode/Pi error events) go to $DISPATCH_RESULT_FILE, and an agent that reported a failed
+turn but exited 0 exits 1 here: the task says failed, not a bare success. Otherwise we end exactly like the
+agent (same code, or the same signal), and pass TERM/HUP/INT on to it.
 """
 
 from __future__ import annotations
@@ -15,36 +19,108 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.atomicio import write_atomic
+from runner.atomicio import write_atomic, write_json
 
 FORWARD = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+KINDS = ("codex", "opencode", "pi")
 
 
-def thread_id_of(event: Any) -> str | None:
-    """The Codex thread/session id carried by a `thread.started` (or older `session.created`) event."""
+def thread_id_of(event: Any, kind: str = "codex") -> str | None:
+    """The agent's session id carried by this event, if it is the event that announces it."""
     if not isinstance(event, dict):
         return None
-    if event.get("type") in ("thread.started", "session.created", "session_configured"):
+    if kind == "codex" and event.get("type") in ("thread.started", "session.created", "session_configured"):
         tid = event.get("thread_id") or event.get("session_id")
-        if isinstance(tid, str) and tid:
-            return tid
-    return None
+    elif kind == "opencode":
+        tid = event.get("sessionID") or (event.get("part") or {}).get("sessionID")
+    elif kind == "pi" and event.get("type") == "session":
+        tid = event.get("id")
+    else:
+        tid = None
+    return tid if isinstance(tid, str) and tid else None
 
 
-def pump(proc: subprocess.Popen[bytes], events: Path, thread_file: Path) -> None:
+@dataclass
+class Outcome:
+    """What the events said: the last message, failure signals, and whether a turn failed outright."""
+
+    last_message: str | None = None
+    signals: list[str] = field(default_factory=list)
+    failed: bool = False
+
+
+def _pi_text(msg: Any) -> str | None:
+    if not isinstance(msg, dict) or msg.get("role") != "assistant":
+        return None
+    parts = [
+        c.get("text", "") for c in msg.get("content") or [] if isinstance(c, dict) and c.get("type") == "text"
+    ]
+    return "".join(parts) or None
+
+
+def observe(event: Any, kind: str, out: Outcome) -> None:
+    """Fold one event into the outcome (last message, failure signals)."""
+    if not isinstance(event, dict):
+        return
+    t = event.get("type")
+    if kind == "codex":
+        item = event.get("item") or {}
+        if t == "item.completed" and item.get("type") == "agent_message":
+            out.last_message = item.get("text")
+        elif (
+            t == "item.completed"
+            and item.get("type") == "command_execution"
+            and item.get("status") == "failed"
+        ):
+            out.signals.append(
+                f"command failed ({item.get('exit_code')}): {str(item.get('aggregated_output'))[:300]}"
+            )
+        elif t in ("turn.failed", "error"):
+            err = event.get("error") or {}
+            out.signals.append(
+                f"{t}: {err.get('message') if isinstance(err, dict) else event.get('message')}"
+            )
+            out.failed = True
+    elif kind == "opencode":
+        part = event.get("part") or {}
+        if t == "text" and isinstance(part.get("text"), str):
+            out.last_message = part["text"]
+        elif t == "tool_use" and (part.get("state") or {}).get("status") == "error":
+            out.signals.append(
+                f"tool {part.get('tool')} failed: {str((part.get('state') or {}).get('error'))[:300]}"
+            )
+        elif t == "error":
+            out.signals.append(f"error: {json.dumps(event.get('error'))[:300]}")
+            out.failed = True
+    elif kind == "pi":
+        if t in ("message_end", "turn_end"):
+            msg = event.get("message")
+            text = _pi_text(msg)
+            if text:
+                out.last_message = text
+            if isinstance(msg, dict) and msg.get("stopReason") == "error":
+                out.signals.append(f"error: {str(msg.get('errorMessage'))[:300]}")
+                out.failed = True
+        elif t == "tool_execution_end" and event.get("isError"):
+            out.signals.append(f"tool {event.get('toolName')} failed")
+
+
+def pump(proc: subprocess.Popen[bytes], events: Path, id_file: Path, kind: str) -> Outcome:
     """Copy the agent's stdout through, recording events and heartbeats, until it closes."""
     hb = os.environ.get("DISPATCH_HEARTBEAT_FILE")
-    out = sys.stdout.buffer
+    stdout = sys.stdout.buffer
     n = 0
-    have_tid = thread_file.exists()
+    have_id = id_file.exists()
+    outcome = Outcome()
     assert proc.stdout is not None
     with open(events, "ab") as ev:
         for line in iter(proc.stdout.readline, b""):
-            out.write(line)
-            out.flush()
+            stdout.write(line)
+            stdout.flush()
             try:
                 obj = json.loads(line)
             except ValueError:
@@ -57,17 +133,37 @@ def pump(proc: subprocess.Popen[bytes], events: Path, thread_file: Path) -> None
                     write_atomic(hb, f"{n} {time.monotonic_ns()}\n")
                 except OSError:
                     pass
-            if not have_tid:
-                tid = thread_id_of(obj)
+            observe(obj, kind, outcome)
+            if not have_id:
+                tid = thread_id_of(obj, kind)
                 if tid:
-                    write_atomic(thread_file, tid)
-                    have_tid = True
+                    write_atomic(id_file, tid)
+                    have_id = True
+    return outcome
+
+
+def write_result(kind: str, id_file: Path, outcome: Outcome, rc: int) -> None:
+    """The result document (same shape as Claude's Stop hook writes), when the runner gave us a path."""
+    path = os.environ.get("DISPATCH_RESULT_FILE")
+    if not path or (outcome.last_message is None and not outcome.signals):
+        return
+    try:
+        sid = id_file.read_text().strip() or None
+    except OSError:
+        sid = None
+    doc = {"agent": kind, "session_id": sid, "last_message": outcome.last_message, "exit_code": rc,
+           "failure_signals": outcome.signals}  # fmt: skip
+    try:
+        write_json(path, doc)
+    except OSError:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m runner.agents.tee")
+    ap.add_argument("--kind", choices=KINDS, default="codex")
     ap.add_argument("--events", type=Path, required=True)
-    ap.add_argument("--thread-file", type=Path, required=True)
+    ap.add_argument("--id-file", "--thread-file", dest="id_file", type=Path, required=True)
     ap.add_argument("argv", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     target = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
@@ -87,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for s in FORWARD:
         signal.signal(s, forward)
-    pump(proc, args.events, args.thread_file)
+    outcome = pump(proc, args.events, args.id_file, args.kind)
     rc = proc.wait()
     sys.stdout.flush()
     if rc < 0:  # the agent died by a signal: die by the same one so the runner sees a crash, not an exit
@@ -96,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
         os.kill(os.getpid(), sig)
+    write_result(args.kind, args.id_file, outcome, rc)
+    if rc == 0 and outcome.failed:
+        print(
+            "runner.agents.tee: the agent reported a failed turn: " + "; ".join(outcome.signals),
+            file=sys.stderr,
+        )
+        return 1
     return rc
 
 
