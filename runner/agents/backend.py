@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -111,9 +112,18 @@ class InProcessBackend(Backend):
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
-        from runner.tasks import Runner as Reference
+        self._local = threading.local()
 
-        self.ref = Reference(self.cfg, env=self.env)
+    @property
+    def ref(self) -> Any:
+        """One reference per thread: its sqlite connection may only be used by the thread that made it
+        (`workers` follows several runs at once)."""
+        ref = getattr(self._local, "ref", None)
+        if ref is None:
+            from runner.tasks import Runner as Reference
+
+            ref = self._local.ref = Reference(self.cfg, env=self.env)
+        return ref
 
     def start(self, task_id, cwd, prompt_file, argv, label=None, model=None):  # type: ignore[no-untyped-def]
         return self.ref.start(task_id, cwd, str(prompt_file), list(argv), label, model)

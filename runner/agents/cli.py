@@ -404,14 +404,23 @@ def cmd_ls(args: argparse.Namespace, runner: Backend) -> int:
     if args.json:
         _out(rows)
         return 0
+    print(render_live(rows))
+    return 0
+
+
+def render_live(rows: list[dict[str, Any]]) -> str:
+    """The human `dispatch list`: live state (needs_input, queued) first-class, question or label last."""
+    if not rows:
+        return "no tasks"
     now = time.time()
-    print(f"{'TASK':<28} {'AGENT':<9} {'STATE':<12} {'AGE':>7}  LABEL / QUESTION")
+    table = [["TASK ID", "STATE", "AGENT", "AGE", "LABEL / QUESTION"]]
     for r in rows:
         t0 = r.get("started_at") or r.get("queued_at") or now
         age = (r.get("ended_at") or now) - t0
         tail = r.get("question") or r.get("label") or ""
-        print(f"{r['task_id']:<28} {r.get('agent') or '-':<9} {r['live_state']:<12} {age:6.0f}s  {tail}")
-    return 0
+        table.append([r["task_id"], r["live_state"], r.get("agent") or "-", f"{age:.0f}s", tail])
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in table)
 
 
 def cmd_queue(args: argparse.Namespace, runner: Backend) -> int:
