@@ -72,20 +72,34 @@ def reconcile(store: Store, task: dict[str, Any], tmux: Tmux | None) -> str | No
     if fresh is None or states.is_terminal(fresh["state"]):
         return None
     end_everything(fresh, tmux)
-    rec = exit_record(fresh)
-    intent = _intent(fresh)
-    if rec is not None:
-        from runner.wrapper import read_result_settled
+    return record_lost(store, fresh)
 
-        kind, value = read_result_settled(os.path.join(fresh["task_dir"], "result.json"))
+
+def record_lost(
+    store: Store,
+    task: dict[str, Any],
+    default: tuple[str, str] = (states.CRASHED, "supervisor_lost"),
+    detail: dict[str, Any] | None = None,
+) -> str:
+    """Record a task whose supervisor died: its own decision, whole, when it left one (P9, P12).
+
+    exit.json (the decided end) and intent.json (why it was ending the agent) carry everything the
+    decision carried: state, reason, exit code, signal and the result it rested on. A record that
+    predates those fields falls back to reading the result file.
+    """
+    rec, intent = exit_record(task), _intent(task)
+    if rec is not None:
         if rec.get("state") in states.TERMINAL and rec.get("reason"):
             state, reason = rec["state"], rec["reason"]  # the supervisor's own decision
+            kind, value = _decided_result(task, rec)
         elif intent is not None:
-            state, reason = intent  # it had ended the agent itself: its signal is not a crash
+            state, reason = intent["state"], intent["reason"]  # it ended the agent itself: not a crash
+            kind, value = _decided_result(task, intent)
         else:
+            kind, value = _decided_result(task, rec)
             state, reason = states.classify_exit(rec.get("exit_code"), rec.get("signal"), kind)
         store.transition(
-            fresh["task_id"],
+            task["task_id"],
             state,
             reason,
             exit_code=rec.get("exit_code"),
@@ -95,11 +109,32 @@ def reconcile(store: Store, task: dict[str, Any], tmux: Tmux | None) -> str | No
         )
         return "supervisor_lost_after_exit"
     if intent is not None:
-        # died while ending the agent: the agent is gone now (end_everything), for the reason it chose
-        store.transition(fresh["task_id"], intent[0], intent[1], detail={"recovered_from": "intent.json"})
+        # died while ending the agent: the agent is gone now (end_everything), for the reason it chose;
+        # its exit status went with the supervisor, the decision and its result did not
+        kind, value = _decided_result(task, intent)
+        store.transition(
+            task["task_id"],
+            intent["state"],
+            intent["reason"],
+            result=value if kind == states.VALID else None,
+            detail={"recovered_from": "intent.json"},
+        )
         return "supervisor_lost_after_kill"
-    store.transition(fresh["task_id"], states.CRASHED, "supervisor_lost")
+    # no decision left behind: the caller's own reading (a lost supervisor; `stop`: stopped)
+    store.transition(task["task_id"], default[0], default[1], detail=detail)
     return "supervisor_lost"
+
+
+def _decided_result(task: dict[str, Any], doc: dict[str, Any]) -> tuple[str, object]:
+    """The result a recorded decision rested on. An end record's is final; an intent without one yet
+    falls back to the file as it is now (a result written while the agent was being ended counts, as
+    it does for a living supervisor), as does a record written before these fields existed."""
+    kind = doc.get("result_kind")
+    if kind == states.VALID or (kind in (states.ABSENT, states.INVALID) and "exit_code" in doc):
+        return kind, doc.get("result") if kind == states.VALID else None
+    from runner.wrapper import read_result_settled
+
+    return read_result_settled(os.path.join(task["task_dir"], "result.json"))
 
 
 def _task_json(task: dict[str, Any]) -> dict[str, Any]:
@@ -111,15 +146,15 @@ def _task_json(task: dict[str, Any]) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _intent(task: dict[str, Any]) -> tuple[str, str] | None:
+def _intent(task: dict[str, Any]) -> dict[str, Any] | None:
     """Why the supervisor was ending the agent, if it had started to (intent.json, written before)."""
     try:
         with open(os.path.join(task["task_dir"], "intent.json")) as f:
             doc = json.load(f)
     except (OSError, ValueError):
         return None
-    if doc.get("state") in states.TERMINAL and isinstance(doc.get("reason"), str):
-        return doc["state"], doc["reason"]
+    if isinstance(doc, dict) and doc.get("state") in states.TERMINAL and isinstance(doc.get("reason"), str):
+        return doc
     return None
 
 

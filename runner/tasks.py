@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from runner import reaper, states, validate
+from runner import faultpoint, reaper, states, validate
 from runner.atomicio import copy_private, ensure_dir, write_json
 from runner.clock import Deadline, mono
 from runner.config import SESSION_HEX, SESSION_PREFIX, Config
@@ -256,6 +256,7 @@ class Runner:
             self.tmux.pipe_pane(pane.id, pipe_cmd)
         except TmuxError:
             pass  # best effort: completion never depends on the log (P3)
+        faultpoint.hit("start.before_go", self.env)
         _write_fifo(go, b"go\n", Deadline(HANDSHAKE_TIMEOUT))
         # report running (or already terminal) rather than a transient starting
         dl = Deadline(5.0)
@@ -332,8 +333,10 @@ class Runner:
                     w.wait_exit(dl.cap(0.05))
             cur = store.get(task_id) or t
             if not states.is_terminal(cur["state"]):
+                # the supervisor is gone or did not answer: end it all, then record what it had decided
+                # if it decided anything (the agent may have ended on its own first), else stopped
                 reaper.end_everything(cur, tmux)
-                store.transition(task_id, states.STOPPED, "stop_requested", detail={"by": "cli"})
+                reaper.record_lost(store, cur, (states.STOPPED, "stop_requested"), detail={"by": "cli"})
             t = store.get(task_id) or cur
         # whatever the state: nothing of the task may survive a stop (P4, P9)
         w = reaper.ident(t["wrapper_pid"], t["wrapper_start"])

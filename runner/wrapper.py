@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 
-from runner import states
+from runner import faultpoint, states
 from runner.atomicio import write_json
 from runner.clock import Deadline, mono, wall
 from runner.procid import ProcessIdentity, kill_tree, reap_children
@@ -94,6 +94,10 @@ class Wrapper:
         self.flags: set[str] = set()
         self.agent: ProcessIdentity | None = None
         self.status: int | None = None  # the agent's wait status once reaped
+        with open(self.p("env.json")) as f:
+            caller_env = json.load(f)
+        # a recovery test arms fault points through the caller's environment (runner.faultpoint)
+        self.faults = {faultpoint.ENV: caller_env.get(faultpoint.ENV, "")}
 
     def p(self, name: str) -> str:
         return os.path.join(self.dir, name)
@@ -135,6 +139,7 @@ class Wrapper:
             if k in os.environ:
                 env[k] = os.environ[k]
         env.pop("DISPATCH_MODEL", None)
+        env.pop(faultpoint.ENV, None)
         env.update(
             {
                 "DISPATCH_TASK_ID": self.task_id,
@@ -318,7 +323,6 @@ class Wrapper:
         result_kind, result_value, result_seen = states.ABSENT, None, None
         intent: tuple[str, str] | None = None
         state = states.RUNNING
-        marker = ("DISPATCH_RUN_MARKER", self.task["run_marker"])
         while True:
             self.reap()
             now = mono()
@@ -360,23 +364,10 @@ class Wrapper:
                 last_beat_change=last_change,
             )
             d = states.decide(obs)
+            keep_result = result_value if result_kind == states.VALID else None
             if d.kind == states.END:
                 assert d.state is not None
-                # the decided outcome goes with the exit record, so a reaper that finds only this file
-                # (we died before the state write) records our decision, not our own SIGTERM as a crash
-                write_json(
-                    self.p("exit.json"),
-                    {
-                        "exit_code": code,
-                        "signal": sig,
-                        "state": d.state,
-                        "reason": d.reason,
-                        "mono": now,
-                        "wall": wall(),
-                    },
-                )
-                keep_result = result_value if result_kind == states.VALID else None
-                self.finish(d.state, d.reason, exit_code=code, signal=sig, result=keep_result)
+                self.end(d.state, d.reason, now, code, sig, result_kind, keep_result)
                 return
             if d.kind == states.KILL:
                 assert d.state is not None and d.reason is not None
@@ -385,10 +376,7 @@ class Wrapper:
                     self.finish(d.state, d.reason)
                     return
                 intent = (d.state, d.reason)
-                # written before the kill: if we die mid-kill, reap still knows why the agent ended
-                write_json(self.p("intent.json"), {"state": d.state, "reason": d.reason, "mono": now})
-                kill_tree([agent], marker, term_timeout=TERM_TIMEOUT, reap=self._collect)
-                self._wait_agent()
+                self.kill_for(d.state, d.reason, now, result_kind, keep_result)
                 continue
             if d.kind == states.ENTER:
                 assert d.state is not None
@@ -407,6 +395,40 @@ class Wrapper:
             for fd, _ in poller.poll(int(timeout * 1000) + 1 if timeout > 0 else 0):
                 if fd == wake_r:
                     _drain(wake_r)
+
+    def end(
+        self,
+        state: str,
+        reason: str | None,
+        now: float,
+        code: int | None,
+        sig: int | None,
+        result_kind: str,
+        result: object,
+    ) -> None:
+        """Record the decided end: first exit.json with everything the decision carries, then the state.
+
+        A reaper that finds only exit.json (we died before the state write) records this decision, with
+        its result, not our own SIGTERM as a crash and not a result re-read after the fact.
+        """
+        doc = {"exit_code": code, "signal": sig, "state": state, "reason": reason}
+        doc.update({"result_kind": result_kind, "result": result, "mono": now, "wall": wall()})
+        write_json(self.p("exit.json"), doc)
+        faultpoint.hit("wrapper.after_exit_record", self.faults)
+        self.finish(state, reason, exit_code=code, signal=sig, result=result)
+
+    def kill_for(self, state: str, reason: str, now: float, result_kind: str, result: object) -> None:
+        """End the agent's tree for a reason of ours; intent.json first, so a reaper knows why (and the
+        complete result the decision rests on: `completed_by_result` without its result is a lost result).
+        """
+        assert self.agent is not None
+        doc = {"state": state, "reason": reason, "mono": now, "result_kind": result_kind, "result": result}
+        write_json(self.p("intent.json"), doc)
+        faultpoint.hit("wrapper.after_intent", self.faults)
+        marker = ("DISPATCH_RUN_MARKER", self.task["run_marker"])
+        kill_tree([self.agent], marker, term_timeout=TERM_TIMEOUT, reap=self._collect)
+        self._wait_agent()
+        faultpoint.hit("wrapper.after_kill", self.faults)
 
     def finish(self, state: str, reason: str | None, detail: dict | None = None, **fields: object) -> None:
         """Record the terminal state, end leftovers of the run, and flush the log pipe (P3, P4, P9)."""
