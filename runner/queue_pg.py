@@ -112,14 +112,22 @@ def _describe(url: str) -> str:
     return f"{d.get('user', '')}@{d.get('host', 'localhost')}:{d.get('port', 5432)}/{d.get('dbname', '')}"
 
 
-def connect(url: str, timeout: float = 3.0) -> Any:
-    """An autocommit connection, or QueueError with one line saying what is wrong (never the password)."""
+def connect(url: str, timeout: float = 3.0, dead_after: float = 10.0) -> Any:
+    """An autocommit connection, or QueueError with one line saying what is wrong (never the password).
+
+    A partitioned peer must not pin rows: the server ends our session when it sits in a transaction
+    longer than `dead_after` (its row locks go with it, so SKIP LOCKED sweeps see the row again), and
+    our side gives up on a socket whose data goes unacknowledged that long (TCP user timeout and
+    keepalives), so a cut link becomes an error, never a hang."""
     import psycopg
 
     if not url.startswith(("postgresql://", "postgres://")):
         raise QueueError("bad_config", "the queue URL must start with postgresql:// (got another scheme)")
     try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout)))
+        ms = max(1000, int(dead_after * 1000))
+        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout)), tcp_user_timeout=ms,
+                               keepalives=1, keepalives_idle=max(1, ms // 3000), keepalives_interval=1,
+                               keepalives_count=3, options=f"-c idle_in_transaction_session_timeout={ms}")  # fmt: skip
     except psycopg.ProgrammingError as e:  # a malformed conninfo
         raise QueueError("bad_config", f"bad queue URL: {str(e).splitlines()[0]}") from None
     except psycopg.OperationalError as e:
@@ -143,7 +151,7 @@ class PgQueue:
 
     def __init__(self, url: str, *, host: str | None = None, lease_s: float = 30.0) -> None:
         self.url, self.host, self.lease_s = url, host or host_name(), lease_s
-        self.conn: Any = connect(url)
+        self.conn: Any = connect(url, dead_after=lease_s / 3)
         self._ddl()
 
     def _ddl(self) -> None:
@@ -168,7 +176,7 @@ class PgQueue:
 
         try:
             if self.conn is None or self.conn.closed or self.conn.broken:
-                self.conn = connect(self.url)
+                self.conn = connect(self.url, dead_after=self.lease_s / 3)
             with self.conn.transaction(), self.conn.cursor() as cur:
                 yield cur
         except psycopg.OperationalError as e:
@@ -431,8 +439,8 @@ class PgQueue:
 class Listener:
     """A LISTEN connection: `wait(timeout)` returns early when a row becomes due anywhere in the fleet."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, dead_after: float = 10.0) -> None:
+        self.url, self.dead_after = url, dead_after
         self.conn: Any = None
 
     def wait(self, timeout: float) -> bool:
@@ -442,7 +450,7 @@ class Listener:
         deadline = time.monotonic() + timeout
         try:
             if self.conn is None or self.conn.closed or self.conn.broken:
-                self.conn = connect(self.url, timeout=min(3.0, max(1.0, timeout)))
+                self.conn = connect(self.url, timeout=min(3.0, max(1.0, timeout)), dead_after=self.dead_after)
                 self.conn.execute(f"LISTEN {CHANNEL}")
                 return True  # we may have missed notifications while away: take a pass now
             for _ in self.conn.notifies(timeout=max(0.0, deadline - time.monotonic()), stop_after=1):

@@ -12,7 +12,7 @@ import pytest
 from test_fleet_support import PY, Fleet, fleet  # noqa: F401  (fixture)
 
 from fake_agents import journal
-from runner.queue_pg import PgQueue
+from runner.queue_pg import PgQueue, QueueUnavailable
 
 LEASE = 3.0
 DEADLINE = 150.0
@@ -126,4 +126,8 @@ def test_a_database_restart_loses_and_doubles_nothing(fleet: Fleet, q: PgQueue, 
         h.start_workers(fleet.url(h), LEASE)
     wait(lambda: q.counts()["done"] >= 6, "some tasks to end")
     fleet.pg.restart()
-    finish_and_check(fleet, q, js)
+    with pytest.raises(QueueUnavailable):  # our own session was cut too; the next call reconnects
+        q.counts()
+    restarted_at = time.monotonic()
+    runs = finish_and_check(fleet, q, js)
+    assert any(s >= restarted_at for spans in runs.values() for s, _ in spans)  # work went on after it

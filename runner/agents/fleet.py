@@ -48,9 +48,11 @@ class FleetWorkers(Workers):
 
     def __post_init__(self) -> None:
         self.lease_s: float = self.queue.lease_s
-        self.listener = Listener(self.url)
+        self.listener = Listener(self.url, dead_after=self.lease_s / 3)
         self._renewer = threading.Thread(target=self._renew_loop, daemon=True, name="lease-renewer")
         self._renewer.start()
+        self._watchdog = threading.Thread(target=self._watch_loop, daemon=True, name="lease-watchdog")
+        self._watchdog.start()
 
     # -- leases --------------------------------------------------------------------------------------
 
@@ -77,15 +79,26 @@ class FleetWorkers(Workers):
                     if q is not None:
                         q.close()
                     q = None
-                    if sent - c.renewed_at > SELF_FENCE * self.lease_s:
-                        self._fence(c, f"no lease renewal for {sent - c.renewed_at:.1f}s (queue unreachable)")
-                    continue
+                    continue  # the watchdog fences what stays unrenewed
                 if ok:
-                    c.renewed_at = sent
-                else:
+                    c.renewed_at = max(c.renewed_at, sent)
+                elif c.fenced is None:
                     self._fence(c, "the lease was lost: the task moved on")
         if q is not None:
             q.close()
+
+    def _watch_loop(self) -> None:
+        """Never touches the database (a renewal may hang on a cut link): fences what went unrenewed."""
+        while not self.stop.wait(self.lease_s / 10):
+            now = mono()
+            with self._lock:
+                late = [
+                    c
+                    for c in self._claims.values()
+                    if c.fenced is None and now - c.renewed_at > SELF_FENCE * self.lease_s
+                ]
+            for c in late:
+                self._fence(c, f"no lease renewal for {now - c.renewed_at:.1f}s (queue unreachable)")
 
     def _fence(self, c: Claim, why: str) -> None:
         """Stop our run of a claim we may no longer hold: never two live runs of one task."""
