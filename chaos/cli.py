@@ -41,13 +41,18 @@ def _parser() -> argparse.ArgumentParser:
         default=",".join(FAULTS),
         help="comma-separated subset of: " + ",".join(FAULTS) + " (empty: none)",
     )
+    r.add_argument(
+        "--load",
+        default="0",
+        help="CPU hogs to run for the whole soak: a count (4) or a multiple of the CPUs (2x); default 0",
+    )
     r.add_argument("--no-shrink", action="store_true", help="report failing programs unshrunk (faster)")
     r.add_argument("--quiet", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from chaos.soak import parse_duration, run_soak
+    from chaos.soak import parse_duration, parse_load, run_soak
     from chaos.stateful import ChaosConfig
     from conformance.harness import ImplUnavailable, resolve_command
 
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     try:
         duration = parse_duration(a.duration)
+        load = parse_load(a.load)
         if a.steps < 1:
             raise ValueError(f"--steps must be at least 1, got {a.steps}")
         cfg = ChaosConfig(
@@ -89,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         report_dir=a.report,
         shrink=not a.no_shrink,
         progress=say,
+        load=load,
     )
     ok = not rep.failures
     say(

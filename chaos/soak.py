@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ class SoakReport:
     outcomes: dict[str, int] = field(default_factory=dict)
     latencies: dict[str, list[float]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    load: dict[str, Any] = field(default_factory=dict)  # the CPU load the soak ran under
 
     def add(self, s: Stats) -> None:
         self.programs += 1
@@ -80,6 +83,7 @@ class SoakReport:
             "faults_missed": dict(sorted(self.faults_missed.items())),
             "outcomes": dict(sorted(self.outcomes.items())),
             "detection_latency_ms": self.latency_table(),
+            "load": self.load,
             "failures": self.failures,
         }
 
@@ -94,6 +98,7 @@ class SoakReport:
             f"max lifetime {self.config.get('max_lifetime')} s; {self.steps} steps per program",
             f"- programs: {self.programs} run (shrinking included) in {len(self.runs)} Hypothesis run(s) "
             f"(seeds {', '.join(map(str, self.runs))}), {self.tasks} tasks, {len(self.failures)} failing",
+            f"- load: {describe_load(self.load)}",
             "",
             "## Operations",
             "",
@@ -161,6 +166,54 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def loadavg() -> list[float]:
+    """The 1/5/15-minute load averages (empty where the platform has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return []
+
+
+def describe_load(load: dict[str, Any]) -> str:
+    """One line for the report: the hogs we added and the load average we measured around the run."""
+    if not load:
+        return "not recorded"
+    return (
+        f"{load.get('cpu_hogs', 0)} CPU hogs added on {load.get('cpus')} CPUs; load average "
+        f"{load.get('loadavg_start')} at start, {load.get('loadavg_end')} at end"
+    )
+
+
+@contextmanager
+def under_load(hogs: int, rep: SoakReport) -> Iterator[None]:
+    """Run the block with `hogs` busy processes (faults.load, ended by identity) and record the load."""
+    from faults.load import cpu_hogs
+
+    rep.load = {"cpu_hogs": hogs, "cpus": os.cpu_count(), "loadavg_start": loadavg()}
+    try:
+        if hogs > 0:
+            with cpu_hogs(hogs):
+                yield
+        else:
+            yield
+    finally:
+        rep.load["loadavg_end"] = loadavg()
+
+
+def parse_load(text: str) -> int:
+    """`--load`: a number of CPU hogs, or `2x` for twice the CPU count; ValueError otherwise."""
+    t = text.strip().lower()
+    try:
+        n = round(float(t[:-1]) * (os.cpu_count() or 1)) if t.endswith("x") else int(t)
+    except ValueError:
+        raise ValueError(
+            f"bad load {text!r}: use a number of hogs (4) or a multiple of the CPUs (2x)"
+        ) from None
+    if n < 0:
+        raise ValueError(f"load must be >= 0: {text!r}")
+    return n
+
+
 def run_soak(
     duration_s: float,
     *,
@@ -171,12 +224,34 @@ def run_soak(
     report_dir: str | Path | None = None,
     shrink: bool = True,
     progress: Callable[[str], None] | None = None,
+    load: int = 0,
 ) -> SoakReport:
-    """Run programs (Hypothesis seeded SEED, then SEED+1 after a failure, ...) until DURATION_S has passed."""
-    from hypothesis import Phase
+    """Run programs (Hypothesis seeded SEED, then SEED+1 after a failure, ...) until DURATION_S has passed.
 
+    With `load`, that many CPU hogs run for the whole soak (a loaded CI runner); the report says so.
+    """
     cfg = config or ChaosConfig()
     rep = SoakReport(impl=impl, seed=seed, duration_s=duration_s, config=cfg.as_dict(), steps=steps)
+    with under_load(load, rep):
+        _soak(rep, duration_s, seed, impl, cfg, steps, report_dir, shrink, progress)
+    if report_dir is not None:
+        rep.save(report_dir)
+    return rep
+
+
+def _soak(
+    rep: SoakReport,
+    duration_s: float,
+    seed: int,
+    impl: str,
+    cfg: ChaosConfig,
+    steps: int,
+    report_dir: str | Path | None,
+    shrink: bool,
+    progress: Callable[[str], None] | None,
+) -> None:
+    from hypothesis import Phase
+
     rep.started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
     phases = (Phase.generate, Phase.shrink) if shrink else (Phase.generate,)
@@ -224,9 +299,6 @@ def run_soak(
         if report_dir is not None:
             rep.save(report_dir)
     rep.elapsed_s = time.monotonic() - t0
-    if report_dir is not None:
-        rep.save(report_dir)
-    return rep
 
 
 def _failure(
