@@ -8,6 +8,7 @@ import signal
 import time
 from typing import Any
 
+from conformance.checks._procs import supervision
 from conformance.context import Agent, Ctx, describe_procs, holders, wait_until
 from conformance.harness import TERMINAL
 from conformance.registry import check
@@ -120,11 +121,12 @@ def test_supervisor_killed_then_reaped(dispatch: Ctx) -> None:
     agent = dispatch.agent("--children", "2", "--daemon", "--ignore", "HUP", "--work", "60")
     tid, task = _running_with_log(dispatch, agent)
     agent.wait_for("child", 10, count=3)
-    wrapper = task.get("wrapper_pid")
-    assert wrapper, "no wrapper_pid: cannot inject a supervisor death"
-    os.kill(wrapper, signal.SIGKILL)
+    # the supervisor, whatever its shape (wrapper in the pane, monitor outside tmux, daemon): every
+    # process of the sandbox that is neither the agent's tree nor the tmux server
+    sup = supervision(dispatch, agent)
+    sup.signal(signal.SIGKILL)
     t0 = time.monotonic()
-    wait_until(lambda: not os.path.exists(f"/proc/{wrapper}/stat"), 5)
+    wait_until(lambda: not any(os.path.exists(f"/proc/{p}/stat") for p in sup.pids), 5)
     reaped = dispatch.impl.reap()["reaped"]
     _assert_no_processes(dispatch, agent, "the supervisor was SIGKILLed and reap ran")
     dispatch.latency("supervisor killed->tree gone", time.monotonic() - t0)

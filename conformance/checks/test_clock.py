@@ -3,6 +3,8 @@ timestamps change nothing."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conformance.context import Ctx
@@ -96,15 +98,29 @@ def test_coarse_timestamps_do_not_hang(dispatch: Ctx) -> None:
         from faults.fs import coarse_timestamps_dir
     except ImportError:
         pytest.skip("injector faults.fs.coarse_timestamps_dir is not available")
-    # stale+grace (0.8 s) below the 1 s timestamp granularity: mtime-based staleness fails here
+    # stale+grace (0.8 s) below the 1 s timestamp granularity: mtime-based staleness fails here. The
+    # state dir, TMPDIR and the agent's cwd are all on the coarse filesystem, so wherever the
+    # implementation tells the agent to heartbeat, the timestamps there are coarse (never vacuous).
     with coarse_timestamps_dir(parent=dispatch.sandbox.root) as coarse:
-        state_dir = coarse / "state"
-        impl = dispatch.make_impl(dispatch.knobs.but(stale=0.5, grace=0.3), DISPATCH_STATE_DIR=str(state_dir))
+        for sub in ("tmp", "work"):
+            (coarse / sub).mkdir(mode=0o700)
+        impl = dispatch.make_impl(
+            dispatch.knobs.but(stale=0.5, grace=0.3),
+            DISPATCH_STATE_DIR=str(coarse / "state"),
+            TMPDIR=str(coarse / "tmp"),
+        )
         dispatch.impl = impl
         agent = dispatch.agent("--work", "2.5", heartbeat=0.2)
-        tid = dispatch.run_agent(agent)
+        tid = dispatch.run_agent(agent, cwd=coarse / "work")
+        hb = agent.wait_for("start", 20)["env"].get("DISPATCH_HEARTBEAT_FILE")
         poll = impl.wait_for_state(tid, TERMINAL, 25, interval=0.1)
         impl.run("stop", tid, strict=False)  # end it before the filesystem goes away
+    dispatch.require(
+        hb and os.path.realpath(hb).startswith(os.path.realpath(coarse) + os.sep),
+        "the heartbeat file must be under the state dir or $TMPDIR",
+        "P11.tmpdir.odd-paths",
+        f"DISPATCH_HEARTBEAT_FILE={hb!r}",
+    )
     assert poll.matched, f"still {poll.state!r}"
     assert not poll.saw("hung"), "a 5/s heartbeat on a 1-second-timestamp filesystem was declared hung"
     assert poll.state == "succeeded", (

@@ -277,3 +277,36 @@ def test_events_record_transitions(dispatch: Ctx) -> None:
         f"last event {events[-1]['state']!r} != task state {task['state']!r}"
     )
     assert sum(e["state"] in TERMINAL for e in events) == 1, "more than one terminal event"
+
+
+@check(
+    id="EX.cwd.agent-pwd",
+    level="MUST",
+    pitfall="EX",
+    reason="run the agent in --cwd and set its PWD to --cwd too (agents such as opencode write where PWD "
+    "says); never leave the caller's PWD in place",
+)
+def test_agent_pwd_and_cwd_are_the_given_cwd(dispatch: Ctx) -> None:
+    caller = dispatch.sandbox.root / "caller dir"
+    target = dispatch.sandbox.workdir / "given cwd"
+    caller.mkdir()
+    target.mkdir()
+    impl = dispatch.make_impl(PWD=str(caller))
+    impl.cwd = str(caller)  # the caller runs `start` from elsewhere, with its own PWD
+    dispatch.impl = impl
+    agent = dispatch.agent("--work", "5", heartbeat=None)
+    tid = dispatch.run_agent(agent, cwd=target)
+    start = agent.wait_for("start", 20)
+    try:  # the running agent's own process, as the kernel sees it (its journal keeps no PWD)
+        real = os.readlink(f"/proc/{start.pid}/cwd")
+        with open(f"/proc/{start.pid}/environ", "rb") as f:
+            env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+    except OSError as e:
+        raise AssertionError(f"the agent (pid {start.pid}) ended before its cwd could be read: {e}") from None
+    finally:
+        dispatch.impl.run("stop", tid, strict=False)
+    pwd = env.get(b"PWD", b"").decode() or None
+    assert real == os.path.realpath(target), f"the agent runs in {real!r}, not --cwd {str(target)!r}"
+    assert pwd is not None and os.path.realpath(pwd) == os.path.realpath(target), (
+        f"the agent's PWD is {pwd!r}, not --cwd {str(target)!r} (the caller's PWD was left in place)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -148,21 +149,70 @@ def test_tmux_missing_refused(dispatch: Ctx) -> None:
     id="P13.tmux-too-old.refused",
     level="MUST",
     pitfall="P13",
-    reason="probe `tmux -V` and refuse versions below your minimum with exit 3, tmux_too_old, naming both "
-    "versions, before creating anything",
+    reason="probe `tmux -V` and refuse versions below the tmux_min you declare (exit 3, tmux_too_old, naming "
+    "both, nothing created); accept the declared minimum itself",
 )
 def test_old_tmux_refused(dispatch: Ctx) -> None:
     from faults.tmuxfault import old_tmux_dir
 
-    old = old_tmux_dir(dispatch.sandbox.root / "oldtmux", "3.1c")
+    minimum = dispatch.caps.tmux_min
+    below = version_below(minimum)
+    dispatch.require(
+        below,
+        "capabilities must declare a tmux_min like 3.2a",
+        "the smoke stage (capabilities --json)",
+        repr(minimum),
+    )
+    # refused just below the implementation's OWN declared minimum (a shim can claim any version)
+    old = old_tmux_dir(dispatch.sandbox.root / "oldtmux", below)
     env = dict(dispatch.impl.env, PATH=f"{old}{os.pathsep}{dispatch.impl.env['PATH']}")
     agent = dispatch.agent()
     tid = dispatch.task_id()
     call = dispatch.impl.start_call(tid, agent.argv, env=env, strict=False)
     assert call.problem is None, call.describe()
-    assert call.exit_code == 3, f"tmux 3.1c on PATH: {call.describe()}, expected exit 3"
+    assert call.exit_code == 3, (
+        f"tmux {below} is below the declared tmux_min {minimum} but was not refused with exit 3: "
+        f"{call.describe()}"
+    )
     assert call.error_code == "tmux_too_old", f"error.code {call.error_code!r}, expected tmux_too_old"
     msg = call.doc["error"]["message"]
-    minimum = dispatch.caps.tmux_min
-    assert "3.1c" in msg and minimum in msg, f"message should name 3.1c and the minimum {minimum}: {msg!r}"
+    assert below in msg and minimum in msg, f"message should name {below} and the minimum {minimum}: {msg!r}"
     _assert_nothing_created(dispatch, tid, agent)
+    # and accepted AT the declared minimum, when the real tmux is at least that recent
+    if _real_version() is not None and _vkey(_real_version()) >= _vkey(minimum):
+        at = old_tmux_dir(dispatch.sandbox.root / "mintmux", minimum)
+        env = dict(dispatch.impl.env, PATH=f"{at}{os.pathsep}{dispatch.impl.env['PATH']}")
+        tid = dispatch.task_id()
+        call = dispatch.impl.start_call(
+            tid, dispatch.agent("--work", "0.2", heartbeat=None).argv, env=env, strict=False
+        )
+        assert call.exit_code == 0, (
+            f"tmux {minimum} is the declared tmux_min but start refused it: {call.describe()}"
+        )
+        dispatch.impl.run("wait", tid, "--timeout", "20", env=env, timeout=40, strict=False)
+
+
+def _vkey(v: str) -> tuple[int, int, str]:
+    m = re.match(r"^(?:tmux )?(?:next-)?(\d+)\.(\d+)([a-z]?)", v.strip())
+    return (int(m.group(1)), int(m.group(2)), m.group(3)) if m else (0, 0, "")
+
+
+def version_below(v: str) -> str | None:
+    """A tmux version string just below ``v`` (3.2a -> 3.2, 3.2 -> 3.1c, 3.0 -> 2.9a)."""
+    m = re.match(r"^(\d+)\.(\d+)([a-z]?)$", v.strip())
+    if not m:
+        return None
+    major, minor, letter = int(m.group(1)), int(m.group(2)), m.group(3)
+    if letter:
+        return f"{major}.{minor}" if letter == "a" else f"{major}.{minor}{chr(ord(letter) - 1)}"
+    return f"{major}.{minor - 1}c" if minor > 0 else f"{major - 1}.9a"
+
+
+def _real_version() -> str | None:
+    tmux = shutil.which("tmux")
+    if not tmux:
+        return None
+    import subprocess
+
+    out = subprocess.run([tmux, "-V"], capture_output=True, text=True, timeout=10).stdout
+    return out.split(" ", 1)[-1].strip() or None

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import signal
+
 import pytest
 
-from conformance.context import Ctx
+from conformance.checks._procs import supervision
+from conformance.context import Ctx, wait_until
+from conformance.harness import TERMINAL
 from conformance.registry import check
 
 CASES = {
@@ -35,3 +40,50 @@ def test_exit_recorded(dispatch: Ctx, case: str) -> None:
     assert task["agent_pid"] == ending.pid, (
         f"agent_pid {task['agent_pid']} is not the agent's pid {ending.pid}"
     )
+
+
+RESULT = {"answer": 42, "kept": "through a supervisor's death"}
+
+
+@check(
+    id="P10.supervisor-lost.keeps-outcome",
+    level="MUST",
+    pitfall="P10",
+    reason="when recovery (reap/status) settles a task whose supervisor died, keep what is known: a "
+    "recovered success carries its complete result, a recovered failure its exit code or signal",
+    needs=("reap",),
+    serial=True,
+)
+def test_recovery_keeps_the_outcome(dispatch: Ctx) -> None:
+    # (a) a complete result is written and the agent lingers: the supervisor is killed right then,
+    #     inside the grace in which it would decide completed_by_result
+    lingerer = dispatch.agent("--result", json.dumps(RESULT), "--result-mode", "atomic", "--result-at", "0.2",
+                              "--work", "60")  # fmt: skip
+    a = dispatch.run_agent(lingerer)
+    # (b) the agent exits 3 after its supervisor is gone
+    quitter = dispatch.agent("--work", "2.0", "--exit", "3")
+    b = dispatch.run_agent(quitter)
+    lingerer.wait_for("result", 15)
+    quitter.wait_for("start", 15)
+    agents = tuple(p.pid for agent in (lingerer, quitter) for p in agent.processes())
+    supervision(dispatch, lingerer, exclude=agents).signal(signal.SIGKILL)  # both tasks', at this point
+    wait_until(lambda: not quitter.processes(), 15)  # exit 3 at 2 s (or SIGHUP with its pane's process)
+    dispatch.impl.reap()
+    for tid, what in ((a, "a complete result then lingering"), (b, "exit 3")):
+        task = dispatch.impl.wait(tid, 15)
+        state = task["state"]
+        if state == "succeeded":
+            assert task["result"] == RESULT, (
+                f"{what}, supervisor killed: recovered as succeeded ({task['reason']!r}) without its result "
+                f"(result {str(task['result'])[:60]!r})"
+            )
+        elif state == "failed":
+            assert task["exit_code"] is not None or task["signal"] is not None, (
+                f"{what}, supervisor killed: recovered as failed ({task['reason']!r}) with neither exit code "
+                "nor signal"
+            )
+        assert state in TERMINAL, f"{what}: still {state!r} after reap"
+    task = dispatch.impl.status(b)
+    assert task["state"] != "succeeded", f"exit 3 was recovered as succeeded ({task['reason']!r})"
+    if task["state"] == "failed" and task["reason"] != "invalid_result":
+        assert task["exit_code"] == 3, f"exit 3 recovered as failed with exit_code {task['exit_code']!r}"

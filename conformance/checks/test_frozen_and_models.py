@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
 
 from conformance.context import Ctx
 from conformance.harness import TERMINAL, Call
+from conformance.isolation import find_marked
 from conformance.registry import check
 from conformance.timing import STATUS_FROZEN_LIMIT
 
@@ -89,6 +91,97 @@ def test_frozen_server_status_answers(dispatch: Ctx) -> None:
         assert state in TERMINAL, f"agent SIGKILLed while the server was frozen: still {state!r}"
         dispatch.latency("agent killed->terminal, server frozen", now - t_kill)
         assert state in ("crashed", "failed"), f"state {state!r}, expected crashed"
+
+
+TMUX_CALL_LIMIT = STATUS_FROZEN_LIMIT  # the longest one tmux call of the implementation may block
+
+
+def _stuck_tmux_clients(dispatch: Ctx, server_pid: int, older_than: float) -> list[str]:
+    """tmux clients of the sandbox (not the server) alive for more than ``older_than`` seconds."""
+    now = time.time()
+    return [
+        f"pid {lk.pid} ({now - lk.create_time:.1f}s): {lk.cmdline[:120]}"
+        for lk in find_marked(dispatch.sandbox.marker)
+        if lk.pid != server_pid
+        and os.path.basename(lk.cmdline.split(" ", 1)[0]) == "tmux"
+        and now - lk.create_time > older_than
+    ]
+
+
+@check(
+    id="P14.frozen-server.supervisor-acts",
+    level="MUST",
+    pitfall="P14",
+    reason="give the supervisor's own tmux calls a timeout: with the server SIGSTOPped it must still "
+    "record an agent's death and enforce the max lifetime, and no tmux call may block past its timeout",
+    needs=("max_lifetime",),
+    serial=True,
+)
+def test_frozen_server_supervisor_acts(dispatch: Ctx) -> None:
+    from faults.procfault import ProcIdentity
+    from faults.tmuxfault import freeze_server
+
+    life = 6.0
+    k = dispatch.knobs.but(max_lifetime=life)
+    victim, elder = dispatch.agent("--work", "60"), dispatch.agent("--work", "60")
+    tids = {"victim": dispatch.run_agent(victim)}
+    start = victim.wait_for("start", 15)
+    dispatch.wait_running(tids["victim"], victim)
+    tids["elder"] = dispatch.task_id()
+    dispatch.make_impl(k).start(tids["elder"], elder.argv)  # only the elder has a short lifetime
+    t_started = time.monotonic()
+    dispatch.wait_running(tids["elder"], elder)
+    limit = STATUS_FROZEN_LIMIT + 1.0
+    states: dict[str, str | None] = {}
+    stuck: list[str] = []
+    pre = dispatch.impl.status(tids["elder"])["state"]
+    dispatch.require(  # the lifetime must run out while frozen, or nothing is measured
+        pre not in TERMINAL and time.monotonic() - t_started < life - 1.0,
+        "the elder's max lifetime must still be running when the server is frozen",
+        "P09.max-lifetime.timed-out",
+        f"{pre!r} {time.monotonic() - t_started:.1f}s after its start (a very loaded machine)",
+    )
+    with freeze_server(dispatch.sandbox.socket) as server:
+        t_freeze = time.monotonic()
+        assert ProcIdentity(start.pid, start["start_ticks"]).signal(signal.SIGKILL), (
+            "agent gone before the kill"
+        )
+        t_kill = time.monotonic()
+        end = max(t_kill + k.crash_bound + TMUX_CALL_LIMIT, t_started + k.lifetime_bound + TMUX_CALL_LIMIT)
+        census_until = t_freeze + TMUX_CALL_LIMIT + k.slack + 0.5
+        while True:
+            for name, tid in tids.items():
+                if states.get(name) in TERMINAL:
+                    continue
+                call = _bounded_status(dispatch, tid, limit, server)
+                assert call is not None and call.exit_code == 0 and call.problem is None, (
+                    "status did not answer with the tmux server frozen"
+                    + (f": {call.describe()}" if call is not None else "")
+                )
+                states[name] = call.doc.get("state")
+            stuck = stuck or _stuck_tmux_clients(dispatch, server.pid, TMUX_CALL_LIMIT + k.slack)
+            now = time.monotonic()
+            done = all(states.get(n) in TERMINAL for n in tids)
+            if (done and now >= census_until) or now >= end or stuck:
+                break
+            time.sleep(0.1)
+        elder_left = [str(p) for p in elder.processes()]
+    frozen_for = now - t_freeze
+    assert not stuck, (
+        f"a tmux call stayed blocked on the frozen server past {TMUX_CALL_LIMIT + k.slack:g}s: {stuck[0]}"
+    )
+    assert states["victim"] in TERMINAL, (
+        f"the supervisor did not act with the tmux server frozen: agent SIGKILLed, still "
+        f"{states['victim']!r} after {now - t_kill:.1f}s"
+    )
+    assert states["victim"] in ("crashed", "failed"), (
+        f"killed agent: state {states['victim']!r}, expected crashed"
+    )
+    assert states["elder"] == "timed_out", (
+        f"the supervisor did not act with the tmux server frozen: max lifetime {life:g}s passed, task "
+        f"{states['elder']!r} after {frozen_for:.1f}s frozen"
+    )
+    assert not elder_left, f"timed_out with the server frozen but the agent still runs: {elder_left[0]}"
 
 
 def _nothing_started(dispatch: Ctx, tid: str, agent) -> None:

@@ -121,3 +121,34 @@ def test_output_captured_from_first_byte(dispatch: Ctx) -> None:
         f"the log does not start with the agent's first line: {first[:80]!r}"
     )
     time.sleep(0)  # nothing to wait for: the task ended and the log is final
+
+
+@check(
+    id="P03.log.live",
+    level="SHOULD",
+    pitfall="P03",
+    reason="write the log as output arrives (pipe-pane into a filter that flushes per chunk), so `logs` "
+    "shows a running task's output, not only after it ended",
+    needs=("logs",),
+)
+def test_log_readable_while_running(dispatch: Ctx) -> None:
+    nonce = secrets.token_hex(4)
+    agent = dispatch.agent("--print", f"LIVE-{nonce}", "--work", "20")
+    tid = dispatch.run_agent(agent)
+    dispatch.wait_running(tid, agent)
+    t0 = time.monotonic()
+    bound = 3.0 + dispatch.knobs.slack
+    seen = ""
+    while time.monotonic() - t0 < bound:
+        seen = dispatch.impl.logs(tid)["text"]
+        if f"LIVE-{nonce}" in seen:
+            break
+        time.sleep(0.1)
+    state = dispatch.impl.status(tid)["state"]
+    dispatch.impl.stop(tid)
+    assert f"LIVE-{nonce}" in seen, (
+        f"the log stays without the running agent's first line {bound:.1f}s after it was printed "
+        f"({len(seen)} chars; task {state!r}): it is only written at exit"
+    )
+    assert state not in TERMINAL, f"the task ended ({state!r}) before its live log could be judged"
+    dispatch.latency("printed->in log, running", time.monotonic() - t0)

@@ -7,6 +7,9 @@ import os
 import signal
 import time
 
+import psutil
+
+from conformance.checks._procs import Supervision, frozen, supervision
 from conformance.context import Ctx, wait_until
 from conformance.harness import LIVE, TERMINAL
 from conformance.registry import check
@@ -82,28 +85,37 @@ def test_pid_reuse_is_not_the_agent(dispatch: Ctx) -> None:
         task = poll.task
         assert task["state"] == "running", f"expected running, got {task['state']!r}"
         assert task["agent_pid"] == start.pid, f"agent_pid {task['agent_pid']} != journaled {start.pid}"
-        wrapper_host = ns.host_pid(task["wrapper_pid"]) if task.get("wrapper_pid") else None
         agent_host = ns.host_pid(start.pid)
         assert agent_host, "the agent is not visible in the namespace"
         cmdline = open(f"/proc/{agent_host}/cmdline", "rb").read().split(b"\0")[:-1]
-        for pid in (wrapper_host, agent_host):  # the agent may already have died of the pane's SIGHUP
-            if pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        t_kill = time.monotonic()
-        gone, _ = wait_until(lambda: ns.host_pid(start.pid) is None, 10)
-        assert gone, "the killed agent's PID never became free"
-        # an unrelated process, same command line, on the agent's exact PID (no journal, no heartbeat)
-        impostor_env = {k: v for k, v in env.items() if not k.startswith("DISPATCH_")}
-        impostor_argv = [os.fsdecode(a) for a in cmdline]
-        if "--journal" in impostor_argv:
-            i = impostor_argv.index("--journal")
-            impostor_argv[i + 1] = os.devnull
-        ns.spawn_at_pid(start.pid, impostor_argv, env=impostor_env, cwd=dispatch.sandbox.workdir)
+        # Whatever the supervision's shape (a wrapper in the pane, a monitor outside tmux, a daemon,
+        # none): the agent's parent and any reported wrapper die, every other supervising process is
+        # frozen until the PID is recycled, so no supervisor can see the death before the look-alike.
+        parent = psutil.Process(agent_host).ppid()
+        wrapper_host = ns.host_pid(task["wrapper_pid"]) if task.get("wrapper_pid") else None
+        sup = supervision(dispatch, agent, exclude=(ns.init.pid if ns.init else 0,))
+        doomed = [i for i in sup.idents if i.pid in (parent, wrapper_host)]
+        rest = Supervision([i for i in sup.idents if i not in doomed])
+        with frozen(rest):
+            for ident in doomed:
+                ident.signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may already have died of the pane's SIGHUP
+                os.kill(agent_host, signal.SIGKILL)
+            t_kill = time.monotonic()
+            gone, _ = wait_until(lambda: ns.host_pid(start.pid) is None, 10)
+            assert gone, "the killed agent's PID never became free"
+            # an unrelated process, same command line, on the agent's exact PID (no journal, no heartbeat)
+            impostor_env = {k: v for k, v in env.items() if not k.startswith("DISPATCH_")}
+            impostor_argv = [os.fsdecode(a) for a in cmdline]
+            if "--journal" in impostor_argv:
+                i = impostor_argv.index("--journal")
+                impostor_argv[i + 1] = os.devnull
+            ns.spawn_at_pid(start.pid, impostor_argv, env=impostor_env, cwd=dispatch.sandbox.workdir)
         bound = dispatch.knobs.crash_bound
         poll = impl.wait_for_state(tid, TERMINAL, bound)
         assert poll.matched, (
-            f"supervisor and agent SIGKILLed and pid {start.pid} recycled by a look-alike: status still "
+            f"agent SIGKILLed (supervision frozen or killed) and pid {start.pid} recycled by a look-alike: "
+            f"status still "
             f"{poll.state!r} after {bound:.1f}s"
         )
         dispatch.latency("killed+recycled->terminal", poll.matched_at - t_kill)

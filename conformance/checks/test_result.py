@@ -12,6 +12,21 @@ RESULT = {"answer": 42, "summary": "conformance " * 40, "files": ["a.py", "b.py"
 DOC = json.dumps(RESULT)
 
 
+def _positive_control(dispatch: Ctx) -> str:
+    """Start a task that writes a complete result atomically, in the same run as a negative case."""
+    return dispatch.run_agent(dispatch.agent("--result", DOC, "--result-mode", "atomic", "--work", "0.3"))
+
+
+def _assert_control(dispatch: Ctx, tid: str, case: str) -> None:
+    """Not-a-success means something only if a complete result does come back as one (P5)."""
+    task = dispatch.impl.wait(tid, 25)
+    assert task["state"] == "succeeded" and task["result"] == RESULT, (
+        f"the {case} result was not reported succeeded, but neither was a complete one (positive "
+        f"control: state {task['state']!r}, reason {task['reason']!r}, result "
+        f"{str(task['result'])[:60]!r}): the result file is not read"
+    )
+
+
 def _run(dispatch: Ctx, *flags: str):
     agent = dispatch.agent("--result", DOC, *flags)
     tid = dispatch.run_agent(agent)
@@ -49,10 +64,12 @@ def test_chunked_result_reported_complete(dispatch: Ctx) -> None:
     reason="a result file that is not complete valid JSON makes the task failed (invalid_result), never succeeded",
 )
 def test_truncated_result_is_not_success(dispatch: Ctx) -> None:
+    control = _positive_control(dispatch)
     _, poll = _run(dispatch, "--result-mode", "truncated")
     assert not poll.saw("succeeded"), f"a truncated result was reported succeeded (states {poll.states})"
     assert poll.state == "failed", f"truncated result + exit 0: state {poll.state!r}, expected failed"
     assert poll.task.get("result") is None, "a truncated result was reported as the result"
+    _assert_control(dispatch, control, "truncated")
 
 
 @check(
@@ -62,9 +79,11 @@ def test_truncated_result_is_not_success(dispatch: Ctx) -> None:
     reason="an empty result file makes the task failed (invalid_result), never succeeded",
 )
 def test_empty_result_is_not_success(dispatch: Ctx) -> None:
+    control = _positive_control(dispatch)
     _, poll = _run(dispatch, "--result-mode", "empty")
     assert not poll.saw("succeeded"), f"an empty result was reported succeeded (states {poll.states})"
     assert poll.state == "failed", f"empty result + exit 0: state {poll.state!r}, expected failed"
+    _assert_control(dispatch, control, "empty")
 
 
 @check(

@@ -32,6 +32,28 @@ def _foreign(dispatch: Ctx, name: str) -> None:
     assert r.returncode == 0, f"could not create foreign session {name!r}: {r.stderr.strip()}"
 
 
+def _recording_foreign(dispatch: Ctx, name: str) -> tuple[str, object]:
+    """A user's session whose program appends whatever reaches its terminal to a file (typed input)."""
+    typed = dispatch.sandbox.root / f"typed-{len(name)}-{abs(hash(name)) % 10**8}"
+    prog = (
+        "import os, sys, time\n"
+        f"f = open({str(typed)!r}, 'ab', 0)\n"
+        "while True:\n"
+        "    b = os.read(0, 4096)\n"
+        "    f.write(b) if b else time.sleep(600)\n"
+    )
+    r = dispatch.tmux("new-session", "-d", "-s", name, "--", sys.executable, "-c", prog)
+    assert r.returncode == 0, f"could not create foreign session {name!r}: {r.stderr.strip()}"
+    return dispatch.sessions()[name], typed
+
+
+def _sessions(dispatch: Ctx) -> dict[str, str]:
+    """Like ``dispatch.sessions()`` with a limit for 20 busy sessions on a loaded 2-core machine."""
+    r = dispatch.tmux("list-sessions", "-F", "#{session_name}\t#{session_id}", timeout=30)
+    assert r.returncode == 0, f"list-sessions on the implementation's socket failed: {r.stderr.strip()}"
+    return dict(line.split("\t", 1) for line in r.stdout.splitlines() if "\t" in line)
+
+
 def _quick(dispatch: Ctx, **kw) -> str:
     tid = dispatch.task_id()
     dispatch.impl.start(tid, dispatch.agent("--work", "0.2", heartbeat=None).argv, **kw)
@@ -128,15 +150,53 @@ def test_foreign_sessions_untouched(dispatch: Ctx) -> None:
     dispatch.impl.run("events", first, strict=False)
     dispatch.impl.run("logs", first, strict=False)
     dispatch.impl.run("reap", strict=False)
-    second = _quick(dispatch)
+    second = _quick(dispatch)  # a start (which reaps) with the look-alikes present
     dispatch.impl.wait(second, 20)
-    dispatch.impl.stop(second)
-    dispatch.impl.list()
     after = dispatch.sessions()
     missing = {n for n in before if n not in after or after[n] != before[n]}
     assert not missing, (
         f"foreign sessions were killed or replaced: {sorted(missing)} (own session was {real!r})"
     )
+    for n in before:
+        dispatch.tmux("kill-session", "-t", f"={n}")
+    # One look-alike at a time (two at once make a loose `-t NAME` fail as ambiguous, which hides it),
+    # driven through every path that runs after the task's own session is gone.
+    agents = {form: dispatch.agent("--work", "30") for form in LOOKALIKES}  # started together: faster
+    tids = {form: dispatch.run_agent(agent) for form, agent in agents.items()}
+    for form, make in LOOKALIKES.items():
+        real = dispatch.wait_running(tids[form], agents[form])["session"]
+        _one_lookalike(dispatch, form, tids[form], real, make(real))
+
+
+# each form of look-alike, made from the task's real session name
+LOOKALIKES = {
+    "name+suffix": lambda real: real + "-user",
+    "name-as-prefix": lambda real: real[: len(real) - 2],
+    "glob-like": lambda real: real[: len(real) - 4] + "*",
+}
+
+
+def _one_lookalike(dispatch: Ctx, form: str, tid: str, real: str, foreign: str) -> None:
+    """Plant ONE look-alike, kill the task's own session, then: supervisor, send, stop twice, reap."""
+    sid, typed = _recording_foreign(dispatch, foreign)
+    r = dispatch.tmux("kill-session", "-t", f"={real}")
+    assert r.returncode == 0, f"could not kill the task's own session {real!r}: {r.stderr.strip()}"
+    poll = dispatch.impl.wait_for_state(tid, TERMINAL, dispatch.knobs.crash_bound + 6.0)  # supervisor
+    if dispatch.caps.has("send"):
+        dispatch.impl.send_call(tid, "echo TYPED-INTO-FOREIGN", strict=False)
+    dispatch.impl.run("stop", tid, strict=False)
+    dispatch.impl.run("stop", tid, strict=False)
+    if dispatch.caps.has("reap"):
+        dispatch.impl.run("reap", strict=False)
+    dispatch.impl.run("status", tid, strict=False)
+    now = dispatch.sessions()
+    assert now.get(foreign) == sid, (
+        f"look-alike {foreign!r} ({form}) was killed or replaced after the task's own session {real!r} "
+        f"was gone (task {poll.state!r}; second stop/reap/supervisor/send)"
+    )
+    got = typed.read_bytes() if typed.exists() else b""
+    assert not got, f"input was typed into look-alike {foreign!r} ({form}): {got[:60]!r}"
+    dispatch.tmux("kill-session", "-t", f"={foreign}")
 
 
 @check(
@@ -152,9 +212,12 @@ def test_concurrent_starts(dispatch: Ctx) -> None:
     impl = dispatch.set_knobs(stale=0)  # 60 processes on 2 cores: heartbeats are not what is tested
     _foreign(dispatch, "user-work")  # prefix look-alikes are P07.foreign-session.untouched's business
     _foreign(dispatch, "dk")
-    before = dispatch.sessions()
+    before = _sessions(dispatch)
     agents = [dispatch.agent("--work", "4.0", heartbeat=None) for _ in range(n)]
-    tids = [dispatch.task_id("c") for _ in range(n)]
+    # Ids in pairs that tmux turns into the same session name ('.' becomes '_' in session names): a
+    # name derived from the id collides on every run, whatever the scheduling (no luck needed).
+    pairs = [dispatch.task_id("c") for _ in range(n // 2)]
+    tids = [t for p in pairs for t in (p.replace("-", ".", 1), p.replace("-", "_", 1))]
     calls: dict[str, object] = {}
 
     def go(tid: str, argv: list[str]) -> None:
@@ -170,6 +233,11 @@ def test_concurrent_starts(dispatch: Ctx) -> None:
     assert not bad, f"{len(bad)} of {n} concurrent starts failed: {next(iter(bad.values()))}"
     sessions = [c.doc["session"] for c in calls.values()]
     assert len(set(sessions)) == n, f"{n} concurrent starts got {len(set(sessions))} distinct sessions"
+    as_tmux = {s.replace(".", "_").replace(":", "_") for s in sessions}  # what tmux really names them
+    assert len(as_tmux) == n, (
+        f"{n} concurrent starts got {len(as_tmux)} distinct tmux sessions: names derived from the task "
+        "id collide ('.' becomes '_' in a tmux session name)"
+    )
     dispatch.latency(f"{n} concurrent starts", time.monotonic() - t0)
     tasks = {t["task_id"]: t for t in impl.list()}
     assert set(tids) <= set(tasks), f"list lacks {sorted(set(tids) - set(tasks))[:3]}"
@@ -179,7 +247,7 @@ def test_concurrent_starts(dispatch: Ctx) -> None:
         assert env.get("DISPATCH_TASK_ID") == tid, (
             f"task {tid}'s session runs the agent of {env.get('DISPATCH_TASK_ID')}"
         )
-    after = dispatch.sessions()
+    after = _sessions(dispatch)
     touched = {s for s in before if after.get(s) != before[s]}
     assert not touched, f"concurrent starts touched foreign sessions {sorted(touched)}"
     for tid in tids:

@@ -105,6 +105,31 @@ def _kb(name: str, pitfall: str, description: str, leaks: bool = False) -> Known
     return KnownBad(name, pitfall, description, CAUGHT_BY.get(name, ()), leaks, impl)
 
 
+# Crafted known-bads: conformance/known_bad/crafted/panepid.py (written from scratch, another architecture)
+# with exactly one flaw switched on; each is caught by the check aimed at that flaw (issue 11).
+CRAFTED_CAUGHT_BY: dict[str, tuple[str, ...]] = {
+    "loose_target": ("P07.foreign-session.untouched",),
+    "kill0": ("P02.pid-reuse.not-running",),
+    "tmux_no_timeout": ("P14.frozen-server.supervisor-acts",),
+    "mtime": ("P06.coarse-mtime.not-hung",),
+    "never_read_result": ("P05.partial-result.empty", "P05.partial-result.truncated"),
+    "hardcoded_min": ("P13.tmux-too-old.refused",),
+    "log_at_exit": ("P03.log.live",),
+    "caller_pwd": ("EX.cwd.agent-pwd",),
+    "lose_payload": ("P10.supervisor-lost.keeps-outcome",),
+}
+
+
+def _crafted() -> list[KnownBad]:
+    from conformance.known_bad import crafted
+    from conformance.known_bad.crafted.panepid import FLAWS
+
+    return [
+        KnownBad(f"panepid_{flaw}", "crafted", FLAWS[flaw], checks, False, crafted.impl(flaw))
+        for flaw, checks in CRAFTED_CAUGHT_BY.items()
+    ]
+
+
 KNOWN_BAD: dict[str, KnownBad] = {
     k.name: k
     for k in [
@@ -163,6 +188,7 @@ KNOWN_BAD: dict[str, KnownBad] = {
             leaks=True,
         ),
     ]
+    + _crafted()
 }
 
 __all__ = ["KNOWN_BAD", "KnownBad"]

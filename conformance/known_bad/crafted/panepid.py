@@ -45,7 +45,8 @@ FLAWS = {
     "kill0": "agent liveness is `kill -0 PID` (no start time): a recycled PID looks alive",
     "tmux_no_timeout": "the monitor's tmux calls have no timeout: a frozen server freezes supervision",
     "mtime": "heartbeat staleness is wall-clock now minus the heartbeat file's mtime",
-    "never_read_result": "the result file is never read: exit 0 is success, result always null",
+    "never_read_result": "the result file is never read: one that exists is reported invalid_result "
+    "(so empty and truncated results end failed), a complete one never comes back",
     "hardcoded_min": "declares tmux_min 3.0a but refuses every tmux below a hard-coded 3.2",
     "log_at_exit": "the log filter buffers everything and writes the log only when the pane closes",
     "caller_pwd": "the agent gets the caller's PWD (it does chdir to --cwd, PWD is left stale)",
@@ -490,13 +491,13 @@ def exit_status(task: dict[str, Any]) -> tuple[int | None, int | None, bool]:
     end = time.monotonic() + 6.0
     while time.monotonic() < end:  # tmux notes the status a moment after the pane's process is gone
         r = tmux(
-            "display-message", "-p", "-t", target, "#{pane_dead} #{pane_dead_status} #{pane_dead_signal}"
+            "display-message", "-p", "-t", target, "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}"
         )
         if r is None or r.returncode != 0:
             Path(tdir(task["task_id"]), "status_error").write_text(r.stderr if r else "timeout")
             return None, None, False
         parts = (r.stdout.strip().split("|") + ["", "", ""])[:3]
-        if parts[0] == "1" and (parts[1] or parts[2]):
+        if parts[1] or parts[2]:  # set once tmux reaped it, even while the pty is not yet closed
             code = int(parts[1]) if parts[1] else None
             sig = int(parts[2]) if parts[2] else None
             return (None if sig else code), sig, True
@@ -506,9 +507,9 @@ def exit_status(task: dict[str, Any]) -> tuple[int | None, int | None, bool]:
 
 def read_result(tid: str) -> tuple[bool, Any, bool]:
     """(present, document, complete)."""
-    if FLAW == "never_read_result":
-        return False, None, False
     p = tdir(tid) / "result.json"
+    if FLAW == "never_read_result":  # "not trusted": any result file counts as invalid, never parsed
+        return p.exists(), None, False
     try:
         data = p.read_bytes()
     except OSError:
