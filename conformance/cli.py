@@ -47,6 +47,11 @@ def build_parser(prog: str = "dispatch conformance") -> argparse.ArgumentParser:
     p.add_argument(
         "-n", dest="workers", default="2", metavar="N", help="parallel workers (default 2; 0 = in process)"
     )
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="run every check even when the smoke stage failed (what needs the missing behaviour is blocked)",
+    )
     p.add_argument("-v", dest="verbose", action="count", default=0, help="more pytest output")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     return p
@@ -86,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report_dir=opts.report,
         k=opts.k,
         workers=workers,
-        extra=[*extra, *opts.pytest_args],
+        extra=[*extra, *(["--dispatch-keep-going"] if opts.keep_going else []), *opts.pytest_args],
     )
     os.environ.pop("DK_CONFORMANCE_RUN", None)
     import pytest
