@@ -14,15 +14,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 USER, PASSWORD, DB = "dk", "dk-secret", "dk"
 
 
 def bin_dir() -> Path | None:
     """Where initdb/pg_ctl live (Debian keeps them off PATH), or None when PostgreSQL is not installed."""
-    for d in BIN_DIRS:
-        if Path(d, "pg_ctl").exists():
-            return Path(d)
+    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: p.parent.name, reverse=True):
+        if (d / "pg_ctl").exists():
+            return d
     found = shutil.which("pg_ctl")
     return Path(found).parent if found else None
 
