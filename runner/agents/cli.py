@@ -125,7 +125,7 @@ def _handler(fn: Callable[[argparse.Namespace, Backend], int]) -> Callable[[argp
         try:
             return fn(args, open_backend())
         except QueueError as e:
-            raise DispatchError(e.code, str(e)) from None
+            raise DispatchError(e.code, str(e), e.exit_status) from None  # queue_unavailable: exit 3
         except ProfileError as e:
             raise DispatchError("bad_usage", str(e)) from None
 
