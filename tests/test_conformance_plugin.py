@@ -257,3 +257,56 @@ def test_no_capabilities_never_conforms_plainly() -> None:
     )
     assert "CONFORMS at level MUST (profiles core, results)" in full.headline()
     assert "NOT TESTED" not in full.headline()
+
+
+NOCAPS_CHECKS = textwrap.dedent(
+    """
+    from conformance.registry import check
+
+    @check(id="P10.demo.core", level="MUST", pitfall="P10", reason="x")
+    def test_core(dispatch):
+        pass
+
+    @check(id="P07.demo.needs-success", level="MUST", pitfall="P07", reason="name sessions uniquely")
+    def test_needs_success(dispatch):
+        dispatch.require_succeeded({"task_id": "t1", "state": "failed", "reason": "exit_nonzero"})
+        raise AssertionError("must not run on")
+
+    @check(id="P08.demo.send", level="MUST", pitfall="P08", reason="x", needs=("send",))
+    def test_send(dispatch):
+        raise AssertionError("must not run: send is not listed")
+    """
+)
+
+
+def test_real_fixture_blocks_and_a_capability_less_dispatcher_is_not_tested(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """Through the real `dispatch` fixture and smoke stage: require_succeeded blocks; a dispatcher
+    listing no capability conforms to what was tested only, and the summary line says what was not."""
+    wrapper = tmp_path / "nocaps.sh"
+    ref = Path(sys.executable).with_name("dispatch")
+    caps = '{"contract": "1", "implementation": "nocaps", "version": "0", "tmux_min": "3.2a", "capabilities": []}'
+    wrapper.write_text(
+        f'#!/bin/bash\nif [ "$1" = capabilities ]; then echo \'{caps}\'; exit 0; fi\nexec {ref} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    res, rep = _run(pytester, NOCAPS_CHECKS, "--dispatch-impl", str(wrapper))
+    out = res.stdout.str()
+    report = Report.load(rep)
+    rows = report.by_id()
+    assert rows["P10.demo.core"].outcome == "passed", out
+    assert rows["P07.demo.needs-success"].outcome == "blocked"
+    assert "covered by P10.exit-recorded.exit0" in rows["P07.demo.needs-success"].message
+    assert rows["P08.demo.send"].outcome == "blocked"
+    assert "capability send" in rows["P08.demo.send"].message
+    verdicts = {p.name: p.verdict for p in report.profiles()}
+    assert verdicts == {"core": "INCOMPLETE", "interactive": "NOT TESTED"}
+    assert "must not run" not in out
+    head = [ln for ln in out.splitlines() if ln.startswith("nocaps:")]
+    assert (
+        head
+        and "NOT TESTED: " in head[0]
+        and "interactive: NOT TESTED (capability send not listed" in head[0]
+    )
+    assert res.ret == 1  # core is incomplete (a blocked MUST): not shown to conform
