@@ -52,7 +52,6 @@ RESULT = {"answer": 42, "kept": "through a supervisor's death"}
     reason="when recovery (reap/status) settles a task whose supervisor died, keep what is known: a "
     "recovered success carries its complete result, a recovered failure its exit code or signal",
     needs=("reap",),
-    serial=True,
 )
 def test_recovery_keeps_the_outcome(dispatch: Ctx) -> None:
     # (a) a complete result is written and the agent lingers: the supervisor is killed right then,
