@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.checker import percentiles
+from chaos.checker import Knobs, percentiles
 from chaos.stateful import DEFAULT_IMPL, ChaosConfig, Stats, TimeUp, run_programs
 
 
@@ -180,7 +180,8 @@ def describe_load(load: dict[str, Any]) -> str:
         return "not recorded"
     return (
         f"{load.get('cpu_hogs', 0)} CPU hogs added on {load.get('cpus')} CPUs; load average "
-        f"{load.get('loadavg_start')} at start, {load.get('loadavg_end')} at end"
+        f"{load.get('loadavg_start')} at start, {load.get('loadavg_end')} at end; checker slack "
+        f"x{load.get('slack_scale', 1):g} (DK_CHAOS_SLACK_SCALE)"
     )
 
 
@@ -190,6 +191,7 @@ def under_load(hogs: int, rep: SoakReport) -> Iterator[None]:
     from faults.load import cpu_hogs
 
     rep.load = {"cpu_hogs": hogs, "cpus": os.cpu_count(), "loadavg_start": loadavg()}
+    rep.load["slack_scale"] = Knobs.scaled().detect / Knobs().detect  # DK_CHAOS_SLACK_SCALE
     try:
         if hogs > 0:
             with cpu_hogs(hogs):

@@ -111,3 +111,36 @@ def test_short_soak_through_the_cli_writes_its_report(tmp_path):
         assert row["p50"] <= row["p95"] <= row["p99"] <= row["max"]
     md = (dest / "report.md").read_text()
     assert "# Chaos soak report" in md and "| operation | count |" in md and "p99" in md
+
+
+@pytest.mark.slow
+def test_a_failure_that_does_not_recur_still_replays_the_same_draws(monkeypatch):
+    """A real-timing failure at one step must not change what Hypothesis draws afterwards.
+
+    The first `pause` fails once (as a race would), then never again. Failures are held until the
+    program ends, so the replay draws the same steps: Hypothesis reports an unreliable failure, which
+    run_programs turns into the failure first seen; never FlakyStrategyDefinition (data generation that
+    depended on timing, which made the CI red of issue 14 unreplayable).
+    """
+    from chaos import stateful
+
+    calls = {"n": 0}
+    real_pause = stateful.World.rule_pause
+
+    def pause_once_broken(self, seconds: float) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise AssertionError("a race that happens once")
+        real_pause(self, 0.01)
+
+    monkeypatch.setattr(stateful.World, "rule_pause", pause_once_broken)
+    cfg = ChaosConfig(behaviours=("exit",), faults=(), ops=("pause", "status"), noise="never")
+    with pytest.raises(Violation) as err:
+        run_programs(3, config=cfg, seed=3, steps=4)
+    text = str(err.value)
+    assert "a race that happens once" in text, text[:2000]
+    chain, e = [], err.value
+    while e is not None:
+        chain.append(type(e).__name__)
+        e = e.__cause__
+    assert "FlakyStrategyDefinition" not in "".join(chain) + text, chain
