@@ -248,61 +248,64 @@ class PgQueue:
             out.update(dict(cur.fetchall()))
         return out
 
+    def _one(self, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """One statement in autocommit (its own transaction: one round trip, the hot paths' way)."""
+        import psycopg
+
+        try:
+            if self.conn is None or self.conn.closed or self.conn.broken:
+                self.conn = connect(self.url, dead_after=self.lease_s / 3)
+            with self.conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchone()
+        except psycopg.OperationalError as e:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+            raise QueueUnavailable("queue_unavailable", _why(self.url, e)) from None
+
     def claim(self, worker: str, max_running: int, now: float | None = None) -> Item | None:
         """The next due row for this worker if it runs fewer than `max_running` (a per-worker limit here:
-        each host brings its own capacity); a new fence token and lease come with it."""
-        with self._tx() as cur:
-            cur.execute(
-                "SELECT COUNT(*) FROM dispatch_queue WHERE state = 'running' AND worker = %s", (worker,)
-            )
-            if cur.fetchone()[0] >= max_running:
-                return None
-            cur.execute(
-                f"WITH c AS (SELECT id FROM dispatch_queue WHERE state = 'queued' AND not_before <= {NOW}"
-                "  ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                " UPDATE dispatch_queue q SET state = 'running', attempts = q.attempts + 1,"
-                "  task_id = CASE WHEN q.attempts = 0 THEN q.key ELSE q.key || '.r' || (q.attempts + 1) END,"
-                f" worker = %s, host = %s, fence = nextval('dispatch_fence'), lease_until = {NOW} + %s,"
-                f" started_at = {NOW}, finished_at = NULL, outcome = NULL, error = NULL"
-                f" FROM c WHERE q.id = c.id RETURNING {', '.join('q.' + f for f in ITEM_FIELDS)}",
-                (worker, self.host, self.lease_s),
-            )
-            row = cur.fetchone()
-            if row is None:
-                return None
-            item = self._item(row)
-            how = "resume" if item.losses and item.native_id else "start"
-            self._event(cur, item.key, "claimed", RUNNING, worker=worker, fence=item.fence,
-                        detail=f"{how} {item.task_id} attempt {item.attempts}")  # fmt: skip
-        return item
+        each host brings its own capacity); a new fence token and lease come with it. One statement:
+        the pick (SKIP LOCKED), the claim and its event row commit together in one round trip."""
+        row = self._one(
+            "WITH c AS (SELECT id FROM dispatch_queue WHERE state = 'queued' AND not_before <= " + NOW +
+            "   AND (SELECT COUNT(*) FROM dispatch_queue WHERE state = 'running' AND worker = %(w)s) < %(max)s"
+            "   ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED),"
+            " u AS (UPDATE dispatch_queue q SET state = 'running', attempts = q.attempts + 1,"
+            "   task_id = CASE WHEN q.attempts = 0 THEN q.key ELSE q.key || '.r' || (q.attempts + 1) END,"
+            "   worker = %(w)s, host = %(h)s, fence = nextval('dispatch_fence'), lease_until = " + NOW + " + %(l)s,"
+            "   started_at = " + NOW + ", finished_at = NULL, outcome = NULL, error = NULL"
+            "   FROM c WHERE q.id = c.id RETURNING q.*),"
+            " e AS (INSERT INTO dispatch_queue_events (key, at, host, worker, fence, kind, state, detail)"
+            "   SELECT key, " + NOW + ", %(h)s, %(w)s, fence, 'claimed', 'running',"
+            "   CASE WHEN losses > 0 AND native_id IS NOT NULL THEN 'resume ' ELSE 'start ' END"
+            "   || task_id || ' attempt ' || attempts FROM u)"
+            f" SELECT {COLS} FROM u",
+            {"w": worker, "max": max_running, "h": self.host, "l": self.lease_s},
+        )  # fmt: skip
+        return None if row is None else self._item(row)
 
     def finish(self, key: str, outcome: str, error: str | None = None, *, retry_after: float | None = None,
                fence: int | None = None, worker: str | None = None, now: float | None = None) -> Item:  # fmt: skip
-        """Record how the attempt holding `fence` ended; refused (FenceRefused) if the row moved on."""
-        with self._tx() as cur:
-            cur.execute(
-                "UPDATE dispatch_queue SET"
-                " state = CASE WHEN %s::float8 IS NOT NULL AND attempts < max_attempts THEN 'queued' ELSE 'done' END,"
-                f" not_before = CASE WHEN %s::float8 IS NOT NULL THEN {NOW} + %s::float8 ELSE not_before END,"
-                f" outcome = %s, error = %s, finished_at = {NOW}, lease_until = NULL"
-                " WHERE key = %s AND state = 'running' AND fence = %s RETURNING state",
-                (retry_after, retry_after, retry_after, outcome, error, key, fence),
-            )
-            got = cur.fetchone()
-            if got is not None:
-                self._event(
-                    cur,
-                    key,
-                    "finished",
-                    got[0],
-                    worker=worker,
-                    fence=fence,
-                    detail=f"{outcome}: {error or ''}",
-                )
-                if got[0] == QUEUED:
-                    cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, key))
-        if got is not None:
-            return self.get(key)
+        """Record how the attempt holding `fence` ended; refused (FenceRefused) if the row moved on.
+        The guarded UPDATE, its event row and the wake-up of a re-queue are one statement."""
+        row = self._one(
+            "WITH u AS (UPDATE dispatch_queue SET"
+            "   state = CASE WHEN %(r)s::float8 IS NOT NULL AND attempts < max_attempts THEN 'queued' ELSE 'done' END,"
+            "   not_before = CASE WHEN %(r)s::float8 IS NOT NULL THEN " + NOW + " + %(r)s::float8 ELSE not_before END,"
+            "   outcome = %(o)s, error = %(e)s, finished_at = " + NOW + ", lease_until = NULL"
+            "   WHERE key = %(k)s AND state = 'running' AND fence = %(f)s RETURNING *),"
+            " ev AS (INSERT INTO dispatch_queue_events (key, at, host, worker, fence, kind, state, detail)"
+            "   SELECT key, " + NOW + ", %(h)s, %(w)s, fence, 'finished', state, %(d)s FROM u),"
+            " n AS (SELECT pg_notify(%(ch)s, key) FROM u WHERE state = 'queued')"
+            f" SELECT {COLS}, (SELECT COUNT(*) FROM n) FROM u",
+            {"r": retry_after, "o": outcome, "e": error, "k": key, "f": fence, "h": self.host, "w": worker,
+             "d": f"{outcome}: {error or ''}", "ch": CHANNEL},
+        )  # fmt: skip
+        if row is not None:
+            return self._item(row[:-1])
         return self._refused(key, fence, worker, f"late outcome {outcome}")
 
     def _refused(self, key: str, fence: int | None, worker: str | None, what: str) -> Item:

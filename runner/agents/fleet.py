@@ -20,7 +20,7 @@ from typing import Any
 from runner.agents import runs
 from runner.agents.backend import RunnerError, is_terminal
 from runner.agents.profiles import ProfileError, load
-from runner.agents.workers import RETRY_BACKOFF_S, PerThread, Workers
+from runner.agents.workers import RETRY_BACKOFF_S, Workers
 from runner.clock import mono
 from runner.queue import Item
 from runner.queue_pg import FenceRefused, Listener, PgQueue, QueueUnavailable
@@ -231,7 +231,6 @@ class FleetWorkers(Workers):
 
 def make(runner: Any, queue: Any, max_running: int, **kw: Any) -> Workers:
     """The worker for this queue: the fleet's on PostgreSQL, the one-machine loop on sqlite."""
-    runner = PerThread(runner)
     if getattr(queue, "fleet", False):
         kw.setdefault("name", f"{queue.host}/w{os.getpid()}")
         return FleetWorkers(runner, queue, max_running, url=queue.url, **kw)

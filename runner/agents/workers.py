@@ -12,28 +12,12 @@ import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from runner.agents import runs
 from runner.agents.backend import Runner, RunnerError, is_terminal
 from runner.queue import RUNNING, Item, Queue, attempt_task_id
 
 RETRY_BACKOFF_S = 2.0
-
-
-class PerThread:
-    """The dispatcher backend, one per thread: the in-process one holds a sqlite connection that may
-    only be used by the thread that opened it, and launches, renewals and the loop run in different ones."""
-
-    def __init__(self, runner: Any) -> None:
-        self._proto, self._main, self._local = runner, threading.get_ident(), threading.local()
-
-    def __getattr__(self, name: str) -> Any:
-        r = getattr(self._local, "r", None)
-        if r is None:
-            same = threading.get_ident() == self._main
-            r = self._local.r = self._proto if same else type(self._proto)(self._proto.env)
-        return getattr(r, name)
 
 
 @dataclass
