@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runner.agents import firstrun
 from runner.agents.profiles import Mode, first_match
 from runner.clock import Deadline
 from runner.tmux import Tmux, TmuxError
@@ -61,7 +62,7 @@ class Delivery:
     """What happened to a pasted prompt; `ok` False means the caller must say so clearly."""
 
     ok: bool
-    step: str  # ready | pasted | submitted | retried | failed
+    step: str  # ready | first_run | pasted | submitted | retried | failed
     message: str
     attempts: int = 0
     seconds: float = 0.0
@@ -76,6 +77,7 @@ def deliver_paste(
     mode: Mode,
     submitted_marker: Path | None = None,
     alive: Callable[[], bool] = lambda: True,
+    first_run: bool = True,
 ) -> Delivery:
     """Wait for the TUI, paste `prompt_path` bracketed, press Enter, verify; one retry of the Enter."""
     t0 = time.monotonic()
@@ -85,11 +87,25 @@ def deliver_paste(
         return Delivery(ok, step, msg, attempts, round(time.monotonic() - t0, 3), log)
 
     ready_at = Deadline(mode.ready_timeout_s)
-    seen = poll(
-        lambda: first_match(mode.ready, capture(tmux, pane)) or (not alive() and "<exited>"), ready_at
-    )
+    blocked: list[firstrun.Screen] = []
+
+    def ready() -> object:
+        screen = capture(tmux, pane)
+        hit = firstrun.recognise(screen) if first_run else None
+        if hit is not None:  # a first-run screen is not the input box: say so at once, with the fix
+            blocked.append(hit)
+            return "<first-run>"
+        return first_match(mode.ready, screen) or (not alive() and "<exited>")
+
+    seen = poll(ready, ready_at)
+    if seen == "<first-run>":
+        return done(False, "first_run", firstrun.message(blocked[-1]))
     if not seen or seen == "<exited>":
-        last = capture(tmux, pane).strip().splitlines()[-3:]
+        final = capture(tmux, pane)
+        hit = firstrun.recognise(final) if first_run else None
+        if hit is not None:
+            return done(False, "first_run", firstrun.message(hit))
+        last = final.strip().splitlines()[-3:]
         why = (
             "the agent exited" if seen == "<exited>" else f"no ready banner within {mode.ready_timeout_s:g}s"
         )
