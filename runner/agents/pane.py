@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.agents import firstrun
+from runner.agents import screen as tui
 from runner.agents.profiles import Mode, first_match
 from runner.clock import Deadline
 from runner.tmux import Tmux, TmuxError
@@ -41,6 +42,14 @@ def poll(cond: Callable[[], object], deadline: Deadline) -> object:
             return v
         time.sleep(deadline.cap(delay))
         delay = min(POLL_MAX_S, delay * 1.5)
+
+
+def logged_screen(prompt_path: Path) -> str:
+    """What an agent that already exited last showed: its output log (STATE/tasks/ID/output.*.log, next
+    to our STATE/agents/ID/prompt) rendered as text."""
+    task_dir = prompt_path.parent.parent.parent / "tasks" / prompt_path.parent.name
+    logs = sorted(task_dir.glob("output.*.log"), key=lambda p: p.stat().st_mtime if p.exists() else 0)
+    return tui.tail_of_log(str(logs[-1])) if logs else ""
 
 
 def prompt_probe(prompt: bytes) -> str:
@@ -101,7 +110,7 @@ def deliver_paste(
     if seen == "<first-run>":
         return done(False, "first_run", firstrun.message(blocked[-1]))
     if not seen or seen == "<exited>":
-        final = capture(tmux, pane)
+        final = capture(tmux, pane) or logged_screen(prompt_path)
         hit = firstrun.recognise(final) if first_run else None
         if hit is not None:
             return done(False, "first_run", firstrun.message(hit))
