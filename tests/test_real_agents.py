@@ -184,3 +184,102 @@ def test_resume_continues_the_same_conversation(real: Real) -> None:
     assert last is not None
     texts = last.user_texts()
     assert any("PELICAN" in t for t in texts) and any("What was the word?" in t for t in texts), texts
+
+
+def wait_for(pred: Any, timeout: float, what: str) -> Any:
+    """Poll `pred` until truthy (an event wait with a deadline, not a fixed sleep)."""
+    import time
+
+    end = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(0.5, delay * 1.5)
+
+
+def meta(r: Real, task_id: str) -> dict[str, Any]:
+    try:
+        return json.loads((r.sb.state_dir / "agents" / task_id / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+@pytest.mark.parametrize("real", CLIS, indirect=True)
+def test_stop_mid_task_leaves_nothing(real: Real) -> None:
+    real.mock.script = script.slow("a very long answer " * 50, seconds=600, chunks=200)
+    pf = real.sb.root / "p.txt"
+    pf.write_bytes(b"Take your time.\n")
+    doc = real.agents("run", "--json", "--agent", real.cli, "--batch", "--detach", "--task-id", "s1",
+                      "--prompt-file", str(pf), "--cwd", str(real.proj))  # fmt: skip
+    assert doc["_rc"] == 0, explain(doc, real)
+    assert real.mock.wait_for(
+        lambda rs: any(x.conversation and x.conversation.tools for x in rs), RUN_TIMEOUT
+    )
+    cp = subprocess.run([PY, "-m", "runner.cli", "stop", "s1", "--json"], env=real.env, capture_output=True,
+                        text=True, timeout=120)  # fmt: skip
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert json.loads(cp.stdout)["state"] == "stopped"
+    leaks = real.sb.leaks()  # every process of the task (the agent's helpers and daemons too) is gone
+    assert not leaks, leaks
+
+
+@pytest.mark.parametrize("real", ["claude"], indirect=True)
+def test_claude_first_run_screen_reported_fast(real: Real) -> None:
+    import time
+
+    real.mock.script = script.text("never reached")
+    t0 = time.monotonic()
+    doc = real.run(b"hello\n", mode="interactive", timeout=120)
+    took = time.monotonic() - t0
+    assert doc["state"] != "succeeded", explain(doc, real)
+    delivery = doc["agent"]["delivery"] or {}
+    assert delivery.get("step") == "first_run", explain(doc, real)
+    assert "first-run screen" in delivery.get("message", "") and "preanswer" in delivery.get("message", "")
+    print(f"first-run screen reported {took:.1f}s after run started ({delivery.get('seconds')}s in delivery)")
+
+
+def preanswer(r: Real) -> None:
+    (r.sb.root / "agents.toml").write_text('[agents.claude]\nfirst_run = "preanswer"\n')
+
+
+@pytest.mark.parametrize("real", ["claude"], indirect=True)
+def test_claude_interactive_plain_with_opt_in(real: Real) -> None:
+    preanswer(real)
+    real.mock.script = script.text("INTERACTIVE-RESULT-7")
+    doc = real.run(b"Say it.\n", mode="interactive")
+    assert doc["_rc"] == 0 and doc["state"] == "succeeded", explain(doc, real)
+    assert "INTERACTIVE-RESULT-7" in json.dumps(doc["result"]), explain(doc, real)
+    assert (real.sb.home / ".claude.json").exists()  # written by the opt-in, in the agent's private HOME
+
+
+@pytest.mark.parametrize("real", ["claude"], indirect=True)
+def test_claude_interactive_question_send_continues(real: Real) -> None:
+    preanswer(real)
+    real.mock.script = script.question("QUESTION: red or blue?", final="PAINTED")
+    pf = real.sb.root / "q.txt"
+    pf.write_bytes(b"Paint the shed.\n")
+    args = [PY, "-m", "runner.agents", "run", "--json", "--agent", "claude", "--interactive", "--task-id", "q1",
+            "--prompt-file", str(pf), "--cwd", str(real.proj), "--timeout", str(RUN_TIMEOUT)]  # fmt: skip
+    proc = subprocess.Popen(args, env=real.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=real.sb.workdir)  # fmt: skip
+    try:
+        q = wait_for(lambda: (meta(real, "q1").get("needs_input") or {}).get("question"), RUN_TIMEOUT,
+                     "needs_input")  # fmt: skip
+        assert "red or blue" in q
+        cp = subprocess.run([PY, "-m", "runner.cli", "send", "q1", "--text", "blue"], env=real.env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert cp.returncode == 0, cp.stderr
+        out, err = proc.communicate(timeout=RUN_TIMEOUT + 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    doc = json.loads(out)
+    assert doc["state"] == "succeeded", (doc, err[-2000:])
+    assert "PAINTED" in json.dumps(doc["result"]) and real.mock.saw_text("blue")
+    assert meta(real, "q1").get("needs_input") is None

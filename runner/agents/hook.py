@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -86,7 +87,16 @@ def result_doc(inp: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def handle(kind: str, agent_dir: Path | None, inp: dict[str, Any]) -> None:
+def asks_user(text: str | None) -> str | None:
+    """The question an agent's last message ends with (a `QUESTION:` line, or a last line ending in `?`)."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    for ln in lines:
+        if re.match(r"^\W*QUESTION:", ln):
+            return ln
+    return lines[-1] if lines and lines[-1].endswith("?") else None
+
+
+def handle(kind: str, agent_dir: Path | None, inp: dict[str, Any], interactive: bool = False) -> None:
     """Do what one hook event means; see the module docstring."""
     if agent_dir is not None and inp.get("session_id"):
         # every event carries the session id, which changes on /clear and forks: keep the latest (resume)
@@ -99,15 +109,25 @@ def handle(kind: str, agent_dir: Path | None, inp: dict[str, Any]) -> None:
             write_atomic(sid, str(inp["session_id"]))
     if kind in ("heartbeat", "submitted", "session"):
         beat()
+    if kind in ("heartbeat", "submitted") and agent_dir is not None:
+        # the agent works again (the user answered, a permitted tool ran): it no longer waits for input
+        (agent_dir / "attention.json").unlink(missing_ok=True)
     if kind == "submitted" and agent_dir is not None:
         write_json(agent_dir / "submitted.json", {"mono": time.monotonic(), "wall": time.time()})
     elif kind == "attention" and agent_dir is not None:
         write_json(agent_dir / "attention.json", {"message": inp.get("message"), "wall": time.time()})
     elif kind == "result":
         beat()
+        doc = result_doc(inp)
+        ask = asks_user(doc["last_message"]) if interactive else None
+        if ask and agent_dir is not None:
+            # an interactive turn that ends asking its user is waiting, not done: no result yet
+            write_json(agent_dir / "attention.json", {"message": f"waiting for your input: {ask}",
+                                                      "wall": time.time()})  # fmt: skip
+            return
         path = os.environ.get("DISPATCH_RESULT_FILE")
         if path:
-            write_json(path, result_doc(inp))
+            write_json(path, doc)
         if agent_dir is not None:
             (agent_dir / "attention.json").unlink(missing_ok=True)
 
@@ -116,9 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m runner.agents.hook")
     ap.add_argument("kind", choices=["heartbeat", "submitted", "session", "attention", "result"])
     ap.add_argument("--agent-dir", type=Path)
+    ap.add_argument(
+        "--interactive", action="store_true", help="a turn ending in a question waits for the user"
+    )
     try:
         args = ap.parse_args(argv)
-        handle(args.kind, args.agent_dir, read_input())
+        handle(args.kind, args.agent_dir, read_input(), args.interactive)
     except BaseException as e:  # a hook must never fail the agent
         if isinstance(e, SystemExit):
             return 0

@@ -113,20 +113,22 @@ def check_model(profile: Profile, model: str | None) -> None:
         )
 
 
-def hook_command(kind: str, agent_dir: Path) -> str:
+def hook_command(kind: str, agent_dir: Path, interactive: bool = False) -> str:
     """A robust sh one-liner for one Claude Code hook: our module, never failing the agent."""
     py = " ".join(shlex.quote(x) for x in python_cmd())
     return (
         f"PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} "
-        f"{py} -m runner.agents.hook {kind} --agent-dir {shlex.quote(str(agent_dir))} >/dev/null 2>&1 || true"
+        f"{py} -m runner.agents.hook {kind} --agent-dir {shlex.quote(str(agent_dir))}"
+        f"{' --interactive' if interactive else ''} >/dev/null 2>&1 || true"
     )
 
 
-def claude_settings(agent_dir: Path) -> dict[str, Any]:
+def claude_settings(agent_dir: Path, interactive: bool = False) -> dict[str, Any]:
     """The --settings document: hooks that beat the heartbeat, record the session, and write the result."""
 
     def one(kind: str, matcher: str | None = None) -> list[dict[str, Any]]:
-        entry: dict[str, Any] = {"hooks": [{"type": "command", "command": hook_command(kind, agent_dir)}]}
+        cmd = hook_command(kind, agent_dir, interactive)
+        entry: dict[str, Any] = {"hooks": [{"type": "command", "command": cmd}]}
         if matcher is not None:
             entry["matcher"] = matcher
         return [entry]
@@ -216,7 +218,8 @@ def build(
             "bad_argv", f"agent {profile.name!r} needs a command: run --agent {profile.name} -- ARGV..."
         )
     argv, notes = wrap(profile, argv, delivery, paths)
-    settings = claude_settings(paths.root) if profile.hooks == "claude" else None
+    interactive = m.prompt == "paste" and resume_id is None
+    settings = claude_settings(paths.root, interactive) if profile.hooks == "claude" else None
     return Plan(
         agent=profile.name,
         mode=mode_name,
