@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -30,6 +31,8 @@ from containers.sweep import LABEL_RUN, sweep
 DK = "/dk"  # everything the run copies in lives here
 DEFAULT_PYTEST = "tests -x -q -p no:randomly -m 'not docker and not slow'"
 DEFAULT_CONFORMANCE = "dispatch conformance --impl {impl} --report {report}"
+# Host variables that size the kit's tests inside (e.g. fewer chaos programs than the host's CI run).
+PASS_ENV = ("DK_CHAOS_EXAMPLES", "DK_TMP_CHECK")
 Log = Callable[[str], None]
 
 
@@ -192,6 +195,7 @@ def run_platform(
                 str(opts.timeout),
             ]
         env = {"IMPL": opts.impl, "DK_REPORT_DIR": report_in, "DK_RUN_ID": opts.run_id}
+        env.update({k: os.environ[k] for k in PASS_ENV if k in os.environ})
         rc = _stream_exec(
             client, c.id, cmd, log, f"  {p.name}| ", user=user, workdir=f"{DK}/src", environment=env
         )
