@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite-workers", type=_ints, default=[1, 2])
     p.add_argument(
         "--only",
-        default="start,detect,scale,idle_defaults",
-        help="comma-separated parts: start,detect,scale,idle_defaults,suite",
+        default="start,detect,scale,idle_defaults,queue",
+        help="comma-separated parts: start,detect,scale,idle_defaults,queue,suite",
     )
     p.add_argument("--from-json", default=None, metavar="FILE", help="only regenerate the page and plots")
     p.add_argument(
@@ -173,13 +173,18 @@ def main(argv: list[str] | None = None) -> int:
     if "idle_defaults" in parts:
         log("idle cost with default knobs")
         res["idle_defaults"] = scale.run_defaults(cfg["idle_defaults_n"], cfg["idle_s"], log)
+    if "queue" in parts:
+        from bench import queue as queue_bench
+
+        log("queue: PostgreSQL across hosts vs sqlite on one")
+        res["queue"] = queue_bench.run(q, log)
     if "suite" in parts:
         log("conformance suite cost")
         res["suite"] = suite.run(opts.suite_workers, log)
     if opts.reuse:
         old = json.loads(Path(opts.reuse).read_text())
         res["meta"]["reused"] = {}
-        for part in ("start", "detect", "scale", "idle_defaults", "suite"):
+        for part in ("start", "detect", "scale", "idle_defaults", "queue", "suite"):
             if part not in res and part in old:
                 res[part] = old[part]
                 earlier = (old["meta"].get("reused") or {}).get(part)
@@ -200,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     jp = json_dir / f"bench-{'quick' if q else 'full'}-{stamp}.json"
     jp.write_text(json.dumps(res, indent=1) + "\n")
     report.write(res, md_path, plot_dir)
+    if "queue" in res:  # its own section of the page (bench/queue.py)
+        from bench import queue as queue_bench
+
+        queue_bench.write_section(md_path, res["queue"])
     log(f"wrote {jp}, {md_path}, plots in {plot_dir}")
     log(json.dumps(res["headline"], indent=1, default=str))
     return 0
