@@ -24,6 +24,7 @@ from runner.tmux import Tmux, TmuxError, TmuxMissing, TmuxTimeout, TmuxTooOld, m
 
 HANDSHAKE_TIMEOUT = 30.0
 STOP_TIMEOUT = 8.0
+LOG_FLUSH_MAX = 32.0  # the wrapper's log flush bound (pipe start-up + ack wait) plus slack
 PKG_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -252,10 +253,12 @@ class Runner:
                 nonce,
             ]
         )
+        wanted = tdir / "logpipe.wanted"  # the supervisor waits for this pipe's ack before it leaves
+        wanted.write_bytes(b"")
         try:
             self.tmux.pipe_pane(pane.id, pipe_cmd)
         except TmuxError:
-            pass  # best effort: completion never depends on the log (P3)
+            wanted.unlink(missing_ok=True)  # best effort: completion never depends on the log (P3)
         faultpoint.hit("start.before_go", self.env)
         _write_fifo(go, b"go\n", Deadline(HANDSHAKE_TIMEOUT))
         # report running (or already terminal) rather than a transient starting
@@ -300,8 +303,8 @@ class Runner:
                 t = self.store().get(task_id) or t
             if states.is_terminal(t["state"]):
                 w = reaper.ident(t["wrapper_pid"], t["wrapper_start"])
-                if w is not None:  # let it finish flushing the log and close the session
-                    w.wait_exit(dl.cap(3.0))
+                if w is not None:  # let it finish flushing the log (bounded) and close the session
+                    w.wait_exit(dl.cap(LOG_FLUSH_MAX))
                 return public(self.store().get(task_id) or t), True
             if dl.expired():
                 return public(t), False

@@ -25,7 +25,9 @@ from runner.store import Store
 PR_SET_CHILD_SUBREAPER = 36
 HANDSHAKE_TIMEOUT = 60.0  # the starting CLI may be slow on a loaded machine
 RESULT_RETRIES = (0.025, 0.05, 0.1, 0.2)  # P5: a torn read is retried before it counts as invalid
-END_MARKER_WAIT = 2.0
+END_MARKER_WAIT = 2.0  # the log pipe must show progress at least this often while we wait for its ack
+END_MARKER_MAX = 20.0  # ... and ack within this, however busy the machine (P3, P14)
+LOGPIPE_START_WAIT = 10.0  # a log pipe asked for but not up yet (python start-up on a loaded machine)
 TERM_TIMEOUT = 1.0
 
 
@@ -439,38 +441,61 @@ class Wrapper:
         self.flush_log()
 
     def flush_log(self) -> None:
-        """Write the end marker to the pane and wait (bounded) for the log pipe to ack it, then end it."""
+        """Write the end marker to the pane and wait for the log pipe to ack it, then end it (P3, P4).
+
+        Under load the pipe may not be up yet (its pidfile is missing) or may lag far behind a burst:
+        leaving early closes the pane and tmux drops what it had not passed on (a 256 KiB burst once
+        came out as 0 chars). So we wait for a pipe that `start` asked for (logpipe.wanted), and for
+        the ack as long as the log keeps growing, within a hard bound.
+        """
         pidfile = self.p("logpipe.pid")
         if not os.path.exists(pidfile):
-            return
-        nonce = self.task["log_nonce"]
-        try:
-            fl = os.get_blocking(1)
-            os.set_blocking(1, False)
-            try:
-                os.write(1, end_marker(nonce))
-            finally:
-                os.set_blocking(1, fl)
-        except OSError:
-            pass
-        dl = Deadline(END_MARKER_WAIT)
-        ackfile = self.p("logpipe.ack")
-        delay = 0.005
-        while not dl.expired():
-            try:
-                with open(ackfile) as f:
-                    if f.read().strip() == nonce:
-                        break
-            except OSError:
-                pass
-            time.sleep(dl.cap(delay))
-            delay = min(0.05, delay * 2)
+            if not os.path.exists(self.p("logpipe.wanted")):
+                return
+            dl = Deadline(LOGPIPE_START_WAIT)
+            while not os.path.exists(pidfile) and not dl.expired():
+                time.sleep(dl.cap(0.02))
+        self._write_end_marker()
+        self._wait_ack()
         try:
             with open(pidfile) as f:
                 pid, start = (int(x) for x in f.read().split())
             kill_tree([ProcessIdentity(pid, start)], None, term_timeout=0.5)
         except (OSError, ValueError):
             pass
+
+    def _write_end_marker(self) -> None:
+        try:
+            fl = os.get_blocking(1)
+            os.set_blocking(1, False)
+            try:
+                os.write(1, end_marker(self.task["log_nonce"]))
+            finally:
+                os.set_blocking(1, fl)
+        except OSError:
+            pass
+
+    def _wait_ack(self) -> bool:
+        """Until the ack; the deadline moves on while the log grows, never past END_MARKER_MAX."""
+        nonce = self.task["log_nonce"]
+        hard, dl = Deadline(END_MARKER_MAX), Deadline(END_MARKER_WAIT)
+        size, delay = -1, 0.005
+        while not dl.expired() and not hard.expired():
+            try:
+                with open(self.p("logpipe.ack")) as f:
+                    if f.read().strip() == nonce:
+                        return True
+            except OSError:
+                pass
+            try:
+                now_size = os.path.getsize(self.task["log_path"])
+            except (OSError, KeyError):
+                now_size = -1
+            if now_size != size:
+                size, dl, delay = now_size, Deadline(END_MARKER_WAIT), 0.005
+            time.sleep(dl.cap(delay))
+            delay = min(0.05, delay * 2)
+        return False
 
 
 def _drain(fd: int) -> None:

@@ -2,13 +2,17 @@
 
 Real tmux servers, real fake-agent processes, real signals; nothing mocked. ``DK_CHAOS_EXAMPLES``
 (default 25) is the number of generated programs, split over ``SHARDS`` test functions so
-``pytest -n 2`` runs them in parallel; ``DK_CHAOS_SEED`` fixes the programs drawn.
+``pytest -n 2`` runs them in parallel; ``DK_CHAOS_SEED`` fixes the programs drawn. The reference's
+programs run under CPU load started and stopped by the test: ``DK_CHAOS_LOAD`` hogs in all (default
+``2x``, twice the CPUs, split over the xdist workers; ``0`` for none), as a loaded CI runner is.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import Phase
@@ -23,6 +27,35 @@ SEED = int(os.environ.get("DK_CHAOS_SEED", "20260"))
 SHARDS = 4
 STEPS = 8
 POLL_ONLY = ("wait", "status", "pause")  # no stop/reap: nothing may mask the flaw under test
+LOAD = os.environ.get("DK_CHAOS_LOAD", "2x")
+
+
+def hogs_here() -> int:
+    """This worker's share of the DK_CHAOS_LOAD hogs (the workers together run all of them)."""
+    from chaos.soak import parse_load
+
+    total = parse_load(LOAD)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    return total // workers + (1 if worker < total % workers else 0)
+
+
+@pytest.fixture(scope="module")
+def cpu_load() -> Iterator[dict]:
+    """CPU hogs for the module's reference programs (faults.load, ended by identity); what it measured."""
+    from chaos.soak import loadavg
+    from faults.load import cpu_hogs
+
+    n = hogs_here()
+    info: dict = {"hogs": n, "load": LOAD, "loadavg_start": loadavg(), "t0": time.monotonic()}
+    with cpu_hogs(n):
+        yield info
+    info["loadavg_end"] = loadavg()
+    print(
+        f"\nchaos programs ran under {n} CPU hogs here (DK_CHAOS_LOAD={LOAD} over all workers, "
+        f"{os.cpu_count()} CPUs); load average {info['loadavg_start']} -> {info['loadavg_end']}, "
+        f"{time.monotonic() - info['t0']:.0f} s"
+    )
 
 
 def shard_size(shard: int) -> int:
@@ -31,7 +64,7 @@ def shard_size(shard: int) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shard", range(SHARDS))
-def test_random_programs_pass_against_the_reference(shard):
+def test_random_programs_pass_against_the_reference(shard, cpu_load):
     n = shard_size(shard)
     if n == 0:
         pytest.skip("DK_CHAOS_EXAMPLES leaves this shard empty")
