@@ -33,7 +33,7 @@ def test_generated_hooks_write_heartbeat_session_and_result(tmp_path: Path) -> N
     first = (tmp_path / "hb").read_text()
     _run_hook(settings, "PostToolUse", {"session_id": "sess-2", "tool_name": "Bash"}, env)
     assert (tmp_path / "hb").read_text() != first  # liveness is change of content
-    assert (agent_dir / "session_id").read_text() == "sess-1"  # the first id is kept
+    assert (agent_dir / "session_id").read_text() == "sess-2"  # the latest id (it changes on /clear, forks)
     _run_hook(settings, "UserPromptSubmit", {"session_id": "sess-1", "prompt": "x"}, env)
     assert (agent_dir / "submitted.json").exists()
     assert not (tmp_path / "result.json").exists()
@@ -42,6 +42,20 @@ def test_generated_hooks_write_heartbeat_session_and_result(tmp_path: Path) -> N
     doc = json.loads((tmp_path / "result.json").read_text())
     assert doc["session_id"] == "sess-1" and doc["last_message"] == "done!" and doc["agent"] == "claude"
     assert oct((tmp_path / "result.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_interactive_turn_ending_in_a_question_waits(tmp_path: Path) -> None:
+    agent_dir = tmp_path / "agent"
+    agent_dir.mkdir()
+    settings = plans.claude_settings(agent_dir, interactive=True)
+    env = {"PATH": os.defpath, "DISPATCH_RESULT_FILE": str(tmp_path / "result.json")}
+    _run_hook(settings, "Stop", {"session_id": "s", "last_assistant_message": "QUESTION: red or blue?"}, env)
+    assert not (tmp_path / "result.json").exists()
+    assert "red or blue" in json.loads((agent_dir / "attention.json").read_text())["message"]
+    _run_hook(settings, "UserPromptSubmit", {"session_id": "s", "prompt": "blue"}, env)
+    assert not (agent_dir / "attention.json").exists()  # answered: no longer waiting
+    _run_hook(settings, "Stop", {"session_id": "s", "last_assistant_message": "Painted it blue."}, env)
+    assert json.loads((tmp_path / "result.json").read_text())["last_message"] == "Painted it blue."
 
 
 def test_hook_never_fails_the_agent(tmp_path: Path) -> None:

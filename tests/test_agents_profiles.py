@@ -23,6 +23,11 @@ def paths(tmp_path: Path) -> plans.AgentPaths:
     return plans.AgentPaths(tmp_path / "agents" / "t1")
 
 
+def agent_argv(argv: list[str]) -> list[str]:
+    """The agent's own argv: what follows the last helper's `--` (launcher, and the tee before it)."""
+    return argv[len(argv) - argv[::-1].index("--") :]
+
+
 def test_builtin_profiles_load(env: dict[str, str]) -> None:
     profiles = load_all(env)
     assert set(BUILTIN) <= set(profiles)
@@ -33,8 +38,9 @@ def test_builtin_profiles_load(env: dict[str, str]) -> None:
 
 def test_claude_batch_argv(env: dict[str, str], paths: plans.AgentPaths) -> None:
     p = plans.build(load("claude", env), prompt=b"fix it", paths=paths, mode="batch", model="sonnet")
-    assert p.argv == ["claude", "-p", "--settings", str(paths.settings), "--model", "sonnet", "fix it"]
-    assert p.prompt_delivery == "argv"
+    assert agent_argv(p.argv) == ["claude", "-p", "--settings", str(paths.settings), "--model", "sonnet"]
+    assert p.prompt_delivery == "stdin"  # an argv prompt loses its trailing newline (measured, real CLI)
+    assert "--stdin-prompt" in p.argv[: p.argv.index("--")] and "IS_SANDBOX=1" in p.argv
     hooks = p.settings["hooks"]
     assert {"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"} <= set(hooks)
     cmd = hooks["Stop"][0]["hooks"][0]["command"]
@@ -44,33 +50,48 @@ def test_claude_batch_argv(env: dict[str, str], paths: plans.AgentPaths) -> None
 def test_claude_interactive_is_pasted(env: dict[str, str], paths: plans.AgentPaths) -> None:
     p = plans.build(load("claude", env), prompt=b"x", paths=paths)
     assert p.mode == "interactive" and p.prompt_delivery == "paste"
-    assert p.argv == ["claude", "--settings", str(paths.settings)]
+    assert agent_argv(p.argv) == ["claude", "--settings", str(paths.settings)]
 
 
 def test_codex_is_teed_and_prompt_is_one_argument(env: dict[str, str], paths: plans.AgentPaths) -> None:
     prompt = b"line1\n$(rm -rf ~) `x` {prompt} \xff\xfe"
     p = plans.build(load("codex", env), prompt=prompt, paths=paths, model="gpt-5-codex")
     i = p.argv.index("--")
-    assert p.argv[i - 4 : i] == ["--events", str(paths.events), "--thread-file", str(paths.thread_id)]
-    assert p.argv[i + 1 :] == ["codex", "exec", "--json", "--model", "gpt-5-codex", os.fsdecode(prompt)]
-    assert os.fsencode(p.argv[-1]) == prompt  # byte for byte, nothing interpreted
+    assert p.argv[i - 6 : i] == [
+        "--kind",
+        "codex",
+        "--events",
+        str(paths.events),
+        "--id-file",
+        str(paths.thread_id),
+    ]
+    assert agent_argv(p.argv) == [
+        "codex",
+        "exec",
+        "--json",
+        "--skip-git-repo-check",
+        "--model",
+        "gpt-5-codex",
+        "-",
+    ]
+    assert p.prompt_delivery == "stdin"  # the runner's private copy on fd 0, byte for byte
 
 
 def test_codex_resume_argv(env: dict[str, str], paths: plans.AgentPaths) -> None:
     p = plans.build(load("codex", env), prompt=b"go on", paths=paths, resume_id="th_123")
-    assert p.argv[p.argv.index("--") + 1 :] == ["codex", "exec", "--json", "resume", "th_123", "go on"]
+    assert agent_argv(p.argv) == ["codex", "exec", "--json", "--skip-git-repo-check", "resume", "th_123", "-"]
 
 
 @pytest.mark.parametrize(
     ("agent", "expected"),
     [
-        ("opencode", ["opencode", "run", "P"]),
-        ("pi", ["pi", "-p", "P"]),
+        ("opencode", ["opencode", "run", "--format", "json"]),
+        ("pi", ["pi", "-p", "--mode", "json"]),
         ("gemini", ["gemini", "--prompt", "P"]),
     ],
 )
 def test_other_agents(agent: str, expected: list[str], env: dict[str, str], paths: plans.AgentPaths) -> None:
-    assert plans.build(load(agent, env), prompt=b"P", paths=paths).argv == expected
+    assert agent_argv(plans.build(load(agent, env), prompt=b"P", paths=paths).argv) == expected
 
 
 def test_aider_reads_prompt_file(env: dict[str, str], paths: plans.AgentPaths) -> None:
@@ -82,7 +103,10 @@ def test_cmd_needs_argv(env: dict[str, str], paths: plans.AgentPaths) -> None:
     with pytest.raises(plans.PlanError) as e:
         plans.build(load("cmd", env), prompt=b"P", paths=paths)
     assert e.value.code == "bad_argv"
-    assert plans.build(load("cmd", env), prompt=b"P", paths=paths, extra=["a", "b"]).argv == ["a", "b"]
+    assert agent_argv(plans.build(load("cmd", env), prompt=b"P", paths=paths, extra=["a", "b"]).argv) == [
+        "a",
+        "b",
+    ]
 
 
 @pytest.mark.parametrize(("agent", "model"), [("claude", "gpt-5"), ("codex", "opus"), ("cmd", "x")])
@@ -110,10 +134,8 @@ def test_stdin_delivery_wraps_with_exec_launcher(
         '[agents.claude-stdin.modes.batch]\nargv = ["{binary}", "-p", "{model_args}"]\nprompt = "stdin"\n'
     )
     p = plans.build(load("claude-stdin", env), prompt=b"P", paths=paths)
-    assert p.argv[1:5] == ["-m", "runner.agents.launch", "--stdin-prompt", "--"] and p.argv[5:] == [
-        "claude",
-        "-p",
-    ]
+    assert p.argv[1:3] == ["-m", "runner.agents.launch"] and "--stdin-prompt" in p.argv
+    assert agent_argv(p.argv) == ["claude", "-p"]
 
 
 def test_user_config_overrides_and_adds(env: dict[str, str], tmp_path: Path) -> None:
