@@ -16,7 +16,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env.update(
         HOME=str(tmp_path),
         DISPATCH_STATE_DIR=str(tmp_path / "state"),
-        DISPATCH_TMUX_SOCKET=str(tmp_path / "t.sock"),
+        # No DISPATCH_TMUX_SOCKET: under a long TMPDIR (macOS' /var/folders/...) tmp_path/t.sock is past
+        # sun_path's 104 bytes; the runner then picks a named socket, kept private by TMUX_TMPDIR.
+        TMUX_TMPDIR=str(tmp_path),
         DISPATCH_CONFIG=str(tmp_path / "agents.toml"),
     )
     env.update(extra)
