@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--keep", action="store_true", help="keep containers after the run (remove with `sweep`)")
     r.add_argument("--no-coarse-mtime", action="store_true", help="macOS-like: keep TMPDIR on the overlay fs")
+    r.add_argument(
+        "--tmpdir", help="TMPDIR inside the containers (e.g. /tmp: macos-like's /tmp -> /private/tmp)"
+    )
     r.add_argument("--run-id", help="label value for this run's resources (default: time + random)")
 
     s = sub.add_parser("sweep", help="remove containers/networks/volumes labelled by runs")
@@ -110,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             privileged=a.privileged,
             mounts=a.mount,
             keep=a.keep,
-            coarse_mtime=not a.no_coarse_mtime,
+            coarse_mtime=not a.no_coarse_mtime and not a.tmpdir,
+            tmpdir=a.tmpdir,
         )
         if a.run_id:
             opts.run_id = a.run_id

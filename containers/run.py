@@ -53,6 +53,7 @@ class RunOptions:
     privileged: bool = False
     mounts: list[str] = field(default_factory=list)  # HOST[:CONTAINER] read-only binds (an impl under test)
     keep: bool = False  # leave containers for debugging (a later `sweep` removes them)
+    tmpdir: str | None = None  # TMPDIR inside every container (e.g. /tmp: a symlink on macos-like)
     coarse_mtime: bool = True  # macOS-like: TMPDIR on a 1-second-timestamp ext4 when the host allows it
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3))
 
@@ -196,6 +197,8 @@ def run_platform(
             ]
         env = {"IMPL": opts.impl, "DK_REPORT_DIR": report_in, "DK_RUN_ID": opts.run_id}
         env.update({k: os.environ[k] for k in PASS_ENV if k in os.environ})
+        if opts.tmpdir:
+            env["TMPDIR"] = opts.tmpdir
         rc = _stream_exec(
             client, c.id, cmd, log, f"  {p.name}| ", user=user, workdir=f"{DK}/src", environment=env
         )
