@@ -14,7 +14,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from conformance.report import Report
 from conformance.smoke import SmokeResult, smoke
 from conformance.suite import PACKAGE_ROOT, run_suite
 
+Review = Callable[[str, str, str], "tuple[str, str] | None"]  # (impl, check id, message) -> finding
 DOC = PACKAGE_ROOT / "docs" / "implementations.md"
 DEFAULT_REPORT = PACKAGE_ROOT / "reports" / "implementations"
 CELL = {"passed": "pass", "failed": "**FAIL**", "error": "**ERROR**", "blocked": "blocked", "skipped": "skip"}
@@ -148,7 +149,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render(entries: Sequence[Entry], reviews: dict[tuple[str, str], tuple[str, str]]) -> str:
+def render(entries: Sequence[Entry], review: Review) -> str:
     """docs/implementations.md from the entries (and the hand review of each failure)."""
     names = [e.name for e in entries]
     out = [
@@ -180,7 +181,7 @@ def render(entries: Sequence[Entry], reviews: dict[tuple[str, str], tuple[str, s
             cells.append(v.verdict if v else "")
         out.append(f"| **{prof}** ({what}) | " + " | ".join(cells) + " |")
     out += _check_table(entries)
-    out += _failure_list(entries, reviews)
+    out += _failure_list(entries, review)
     return "\n".join(out) + "\n"
 
 
@@ -211,7 +212,7 @@ def _check_table(entries: Sequence[Entry]) -> list[str]:
     return out
 
 
-def _failure_list(entries: Sequence[Entry], reviews: dict[tuple[str, str], tuple[str, str]]) -> list[str]:
+def _failure_list(entries: Sequence[Entry], review: Review) -> list[str]:
     out = ["", "## Every failure, its cause, and the hand review", ""]
     counts: dict[str, int] = {}
     for e in entries:
@@ -223,7 +224,7 @@ def _failure_list(entries: Sequence[Entry], reviews: dict[tuple[str, str], tuple
         for p in smoke_bad:
             out.append(f"- smoke [{p.layer}] {p.name}: {_cell(p.detail)}")
         for r in bad:
-            kind, note = reviews.get((e.name, r.check_id), ("not reviewed", ""))
+            kind, note = review(e.name, r.check_id, r.message) or ("not reviewed", "")
             counts[kind] = counts.get(kind, 0) + 1
             line = f"- `{r.check_id}` ({r.level}): {_cell(_cause(r))}"
             out.append(line + (f" **Review: {kind}.** {_cell(note)}" if note else f" **Review: {kind}.**"))
@@ -257,7 +258,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "dispatch conformance ma
     except SystemExit as e:
         return 2 if e.code else 0
     from implementations.install import InstallError
-    from implementations.reviews import REVIEWS
+    from implementations.reviews import review
 
     report_dir = Path(o.report)
     entries = []
@@ -277,7 +278,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "dispatch conformance ma
         print(f"{e.name}: {head} [{time.monotonic() - t0:.0f} s]", flush=True)
     write_badges(entries, report_dir)
     if not o.no_doc:
-        Path(o.doc).write_text(render(entries, REVIEWS))
+        Path(o.doc).write_text(render(entries, review))
         print(f"wrote {o.doc} and {report_dir}/badges/")
     broken = [e.name for e in entries if e.smoke is not None and not e.smoke.adapter_ok]
     return 3 if broken else 0

@@ -1,12 +1,122 @@
 """The hand review of every failure a peer shows in the matrix, read against the peer's installed source.
 
 Key: (implementation, check id). Value: (finding, one line). Findings: ``peer defect`` (the peer really
-does this wrong; the line says where in its code), ``adapter mistake`` (fixed in the adapter; kept
-here only while a re-run is pending), ``wrong verdict`` (the suite blames the wrong thing; reported to
-the check owners), ``not applicable`` (the peer has no such notion and the check says so correctly).
+does this wrong; the line says where in its code), ``peer lacks it`` (the peer has no such feature at
+all, and the contract requires it), ``adapter mistake`` (fixed in the adapter; kept only while a re-run
+is pending), ``wrong verdict`` (the suite blames the wrong pitfall; reported to the check owners).
 docs/implementations.md shows each failure with its review; an unreviewed one says so.
+Paths are inside the pinned release (``.impl-cache/<dist>-<version>/``).
 """
 
 from __future__ import annotations
 
-REVIEWS: dict[tuple[str, str], tuple[str, str]] = {}
+_BG = "bgtmux/session.py"
+_TK = "tmux_kit"
+_LE = "libtmux_easy"
+
+# A check failing on a field that belongs to another check's pitfall (sent to the check owners).
+_W_PID_IN_P10 = (
+    "wrong verdict",
+    "exit status and state are right; P10 fails only on agent_pid null, which is P01's pitfall "
+    "(P01.agent-pid.journaled already fails for it): P10 should check the pid only when one is given",
+)
+_W_SIGNAL_IN_P03 = (
+    "wrong verdict",
+    "the peer did not take the done marker for completion (state crashed, as expected); P03 fails on "
+    "signal null, which is P10's pitfall (P10.exit-recorded.sigkill)",
+)
+_W_LOG_PATH_IN_P04 = (
+    "wrong verdict",
+    "log_path null is allowed by task.json and the peer has no pipe-pane or log file; P04 (pipe-pane "
+    "persisting) has nothing to test and should block, not fail",
+)
+
+_BGTMUX = {
+    "P01.agent-death.detected": (
+        "peer lacks it",
+        f"{_BG} PaneInfo carries no pane pid: agent_pid is always null",
+    ),
+    "P01.agent-pid.journaled": (
+        "peer lacks it",
+        f"{_BG} PaneInfo carries no pane pid: agent_pid is always null",
+    ),
+    "P02.pid-reuse.not-running": ("peer lacks it", "agent_pid null (no pid exposed by bgtmux)"),
+    "P03.done-marker.ignored": _W_SIGNAL_IN_P03,
+    "P04.label-reuse.fresh-log": _W_LOG_PATH_IN_P04,
+    "P04.session-killed.releases-log": _W_LOG_PATH_IN_P04,
+    "P04.stop.releases-log": _W_LOG_PATH_IN_P04,
+    "P05.partial-result.chunked": ("peer lacks it", "bgtmux never reads DISPATCH_RESULT_FILE: result null"),
+    "P05.partial-result.empty": ("peer lacks it", "exit 0 = succeeded; bgtmux has no result file to judge"),
+    "P05.partial-result.truncated": (
+        "peer lacks it",
+        "exit 0 = succeeded; bgtmux has no result file to judge",
+    ),
+    "P05.result.complete": (
+        "peer lacks it",
+        "result null: bgtmux reads no result file (message says 'partial')",
+    ),
+    "P08.send.byte-for-byte": (
+        "peer defect",
+        f"{_BG}:399 send() runs paste-buffer without -p: no bracketed paste",
+    ),
+    "EX.send.interactive-submitted": (
+        "peer defect",
+        f"{_BG}:399 paste-buffer without -p: the agent sees newlines as Enter and submits early",
+    ),
+    "P09.stop.kills-tree": (
+        "peer defect",
+        f"{_BG} close() is kill-session only: SIGHUP, descendants survive",
+    ),
+    "P10.exit-recorded.exit0": _W_PID_IN_P10,
+    "P10.exit-recorded.exit3": _W_PID_IN_P10,  # when the status survives; see _LOST_STATUS otherwise
+    "P10.exit-recorded.sigkill": (
+        "peer defect",
+        f"{_BG} _pane_info reads #{{pane_dead_status}} only, never #{{pane_dead_signal}}: signal lost",
+    ),
+    "P13.tmux-missing.refused": ("peer defect", f"{_BG}:103 runs tmux unchecked: FileNotFoundError, exit 1"),
+    "P13.tmux-too-old.refused": ("peer defect", "no tmux version check; tmux 3.1c rejects new-session -e"),
+    "P14.frozen-server.status-answers": ("peer defect", f"{_BG}:103 subprocess.run(tmux ...) has no timeout"),
+    "P07.foreign-session.untouched": (
+        "peer defect",
+        f"{_BG} targets sessions by bare name (-t NAME, no '='): once its session is gone, tmux's prefix "
+        "match hits the look-alike NAME-user, which info() reports running and close() kills",
+    ),
+    "EX.refusals.nothing-created": (
+        "peer defect",
+        "bad cwd accepted: start() passes -c DIR to tmux unchecked and tmux falls back to another directory",
+    ),
+    "P03.log.burst-kept": (
+        "wrong verdict",
+        "fails on state 'crashed' (the peer lost the exit status, see P10) instead of blocking on the unmet "
+        "precondition as P07/P15 do; the log itself is not what failed",
+    ),
+    "EX.env.caller-not-server": (
+        "peer defect",
+        "start(env=) becomes tmux -e on top of the server's environment, so server-only variables leak in",
+    ),
+}
+
+# bgtmux starts a shell with new-session, sets remain-on-exit, then respawn-pane -k's the command: under
+# load tmux 3.3a sometimes keeps neither pane_dead_status nor pane_dead_signal for a fast command, and
+# info() reports exit_code None (reproduced with 4 concurrent starts of `python -c 'raise SystemExit(0)'`).
+_LOST_STATUS = (
+    "peer defect",
+    f"exit status lost: {_BG} start_session() respawns the command over a placeholder shell and "
+    "_pane_info() reads only pane_dead_status, which tmux left empty: crashed/signaled",
+)
+
+
+def _bgtmux(check_id: str, message: str) -> tuple[str, str] | None:
+    if "reason 'signaled'" in message and check_id.startswith("P10.exit-recorded.exit"):
+        return _LOST_STATUS
+    return _BGTMUX.get(check_id)
+
+
+REVIEWS: dict[tuple[str, str], tuple[str, str]] = {("bgtmux", k): v for k, v in _BGTMUX.items()}
+
+
+def review(impl: str, check_id: str, message: str) -> tuple[str, str] | None:
+    """The hand review of a failure, or None when it was not reviewed."""
+    if impl == "bgtmux":
+        return _bgtmux(check_id, message)
+    return REVIEWS.get((impl, check_id))

@@ -66,7 +66,8 @@ def test_matrix_page_and_badges(tmp_path: Path) -> None:
         ),
         Entry("mute", "m", SmokeResult("mute", "m", [Probe("caps", "adapter", False, "not JSON")]), None, {}),
     ]
-    page = render(entries, {("peer", "P01.x"): ("peer defect", "it reads the pane pid")})
+    reviews = {("peer", "P01.x"): ("peer defect", "it reads the pane pid")}
+    page = render(entries, lambda impl, cid, msg: reviews.get((impl, cid)))
     assert "| P01.x <sub>" in page and "**FAIL**" in page
     assert "pass (adapter)" in page  # an adapter-decided pass is never credited to the peer
     assert "`P01.x` (MUST): cause of P01.x **Review: peer defect.** it reads the pane pid" in page
