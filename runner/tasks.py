@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import faultpoint, reaper, states, validate
-from runner.atomicio import copy_private, ensure_dir, write_json
+from runner.atomicio import copy_private, ensure_dir, write_atomic, write_json
 from runner.clock import Deadline, mono
 from runner.config import SESSION_HEX, SESSION_PREFIX, Config
 from runner.errors import DispatchError
@@ -254,7 +254,7 @@ class Runner:
             ]
         )
         wanted = tdir / "logpipe.wanted"  # the supervisor waits for this pipe's ack before it leaves
-        wanted.write_bytes(b"")
+        write_atomic(wanted, b"")  # 0600 like every state file (write_bytes left it 0644)
         try:
             self.tmux.pipe_pane(pane.id, pipe_cmd)
         except TmuxError:
