@@ -80,6 +80,8 @@ class Item:
     lease_until: float | None = None
     native_id: str | None = None
     losses: int = 0
+    renewed_at: float | None = None
+    fleet: bool = False  # a PostgreSQL row: its JSON carries the fields above
 
     def to_json(self) -> dict[str, Any]:
         """The item for `--json` output (the prompt as its length; the text stays in the store).
@@ -89,12 +91,8 @@ class Item:
         d["prompt_bytes"] = len(self.prompt)
         return d
 
-    @property
-    def fleet(self) -> bool:
-        return self.fence > 0 or self.host is not None or self.losses > 0 or self.lease_until is not None
 
-
-FLEET_FIELDS = ("host", "fence", "lease_until", "native_id", "losses")
+FLEET_FIELDS = ("host", "fence", "lease_until", "native_id", "losses", "renewed_at")
 BASE_FIELDS = tuple(
     "id key task_id spec state outcome error priority attempts max_attempts not_before worker"
     " created_at started_at finished_at".split()

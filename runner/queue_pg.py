@@ -55,12 +55,14 @@ CREATE TABLE IF NOT EXISTS dispatch_queue (
     host         TEXT,
     fence        BIGINT NOT NULL DEFAULT 0,
     lease_until  DOUBLE PRECISION,
+    renewed_at   DOUBLE PRECISION,
     native_id    TEXT,
     losses       INTEGER NOT NULL DEFAULT 0,
     created_at   DOUBLE PRECISION NOT NULL,
     started_at   DOUBLE PRECISION,
     finished_at  DOUBLE PRECISION
 );
+ALTER TABLE dispatch_queue ADD COLUMN IF NOT EXISTS renewed_at DOUBLE PRECISION;
 CREATE INDEX IF NOT EXISTS dispatch_queue_due ON dispatch_queue (state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS dispatch_queue_events (
     seq     BIGSERIAL PRIMARY KEY,
@@ -78,7 +80,7 @@ CREATE INDEX IF NOT EXISTS dispatch_queue_events_key ON dispatch_queue_events (k
 
 ITEM_FIELDS = (
     "id key task_id spec prompt state outcome error priority attempts max_attempts not_before worker"
-    " created_at started_at finished_at host fence lease_until native_id losses"
+    " created_at started_at finished_at host fence lease_until native_id losses renewed_at"
 ).split()
 COLS = ", ".join(ITEM_FIELDS)
 
@@ -188,7 +190,7 @@ class PgQueue:
 
     @staticmethod
     def _item(row: tuple[Any, ...]) -> Item:
-        d = dict(zip(ITEM_FIELDS, row, strict=True))
+        d = dict(zip(ITEM_FIELDS, row, strict=True), fleet=True)
         d["prompt"] = bytes(d["prompt"])
         if isinstance(d["spec"], str):
             d["spec"] = json.loads(d["spec"])
@@ -275,7 +277,7 @@ class PgQueue:
             "   ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED),"
             " u AS (UPDATE dispatch_queue q SET state = 'running', attempts = q.attempts + 1,"
             "   task_id = CASE WHEN q.attempts = 0 THEN q.key ELSE q.key || '.r' || (q.attempts + 1) END,"
-            "   worker = %(w)s, host = %(h)s, fence = nextval('dispatch_fence'), lease_until = " + NOW + " + %(l)s,"
+            "   worker = %(w)s, host = %(h)s, fence = nextval('dispatch_fence'), lease_until = " + NOW + " + %(l)s, renewed_at = " + NOW + ","
             "   started_at = " + NOW + ", finished_at = NULL, outcome = NULL, error = NULL"
             "   FROM c WHERE q.id = c.id RETURNING q.*),"
             " e AS (INSERT INTO dispatch_queue_events (key, at, host, worker, fence, kind, state, detail)"
@@ -362,7 +364,7 @@ class PgQueue:
         """Extend the lease of our claim (and keep the agent's session id); False: the claim is gone."""
         with self._tx() as cur:
             cur.execute(
-                f"UPDATE dispatch_queue SET lease_until = {NOW} + %s, native_id = COALESCE(%s, native_id)"
+                f"UPDATE dispatch_queue SET lease_until = {NOW} + %s, renewed_at = {NOW}, native_id = COALESCE(%s, native_id)"
                 " WHERE key = %s AND fence = %s AND state = 'running' RETURNING id",
                 (self.lease_s, native_id, key, fence),
             )

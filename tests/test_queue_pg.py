@@ -148,3 +148,23 @@ def test_bad_lease_setting_refused() -> None:
     with pytest.raises(QueueError) as e:
         open_queue("/nonexistent", "postgresql://x@127.0.0.1:1/x", {"DISPATCH_QUEUE_LEASE_S": "soon"})
     assert e.value.code == "bad_config"
+
+
+def test_cli_queue_verbs_and_fleet_view(sandbox, q: PgQueue, pg: PgServer) -> None:  # noqa: ANN001, F811
+    env = sandbox.env(DISPATCH_QUEUE_URL=pg.url())
+    for key in ("a", "b"):
+        cp = cli("queue", "add", "--agent", "cmd", "--task-id", key, "--prompt", "p", "--", "true", env=env)
+        assert cp.returncode == 0, cp.stderr
+    claimed = q.claim("h1/w1", 1)
+    assert claimed.key == "a"
+    cp = cli("ls", "--json", "--queue", pg.url(), env=env)  # --json alone is the contract's list
+    rows = {r["key"]: r for r in __import__("json").loads(cp.stdout)}
+    assert rows["a"]["host"] == "h1" and rows["a"]["state"] == "running" and 0 <= rows["a"]["lease_age"] < 30
+    assert rows["b"]["host"] is None and rows["b"]["lease_age"] is None
+    human = cli("ls", "--queue", pg.url(), env={k: v for k, v in env.items() if k != "DISPATCH_QUEUE_URL"})
+    assert "HOST" in human.stdout and "LEASE AGE" in human.stdout and "h1" in human.stdout, human.stderr
+    assert cli("queue", "cancel", "b", env=env).returncode == 0 and q.get("b").state == "cancelled"
+    assert cli("queue", "retry", "b", env=env).returncode == 0 and q.get("b").state == "queued"
+    kinds = [e["kind"] for e in q.events("b")]
+    assert kinds == ["added", "cancelled", "retried"]
+    assert not any(sandbox.state_dir.iterdir())  # a PostgreSQL queue leaves nothing in the local state dir

@@ -238,13 +238,14 @@ def make(runner: Any, queue: Any, max_running: int, **kw: Any) -> Workers:
 
 
 def fleet_rows(queue: PgQueue) -> list[dict[str, Any]]:
-    """Every task in the fleet with its host, state and lease age (seconds since the last renewal)."""
+    """Every task in the fleet with its host, state and lease age (seconds since the holder last renewed
+    it, on the database's clock) and what is left of the lease; None when nobody holds it."""
     now = queue.db_now()
     rows = []
     for it in queue.list():
-        renewed = it.lease_until - queue.lease_s if it.lease_until is not None else None
-        rows.append({**it.to_json(), "lease_age": None if renewed is None else round(now - renewed, 3),
-                     "lease_left": None if it.lease_until is None else round(it.lease_until - now, 3)})  # fmt: skip
+        held = it.state == "running" and it.renewed_at is not None
+        rows.append({**it.to_json(), "lease_age": round(now - it.renewed_at, 3) if held else None,
+                     "lease_left": round(it.lease_until - now, 3) if held and it.lease_until else None})  # fmt: skip
     return rows
 
 
