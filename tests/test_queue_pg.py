@@ -168,3 +168,43 @@ def test_cli_queue_verbs_and_fleet_view(sandbox, q: PgQueue, pg: PgServer) -> No
     kinds = [e["kind"] for e in q.events("b")]
     assert kinds == ["added", "cancelled", "retried"]
     assert not any(sandbox.state_dir.iterdir())  # a PostgreSQL queue leaves nothing in the local state dir
+
+
+def test_a_lost_claim_resumes_with_the_native_id(sandbox, q: PgQueue, pg: PgServer) -> None:  # noqa: ANN001, F811
+    """After a host loss, a profile with a native session (claude) resumes it; one without re-runs."""
+    from runner.agents import plan as plans
+    from runner.agents import runs
+    from runner.agents.backend import open_backend
+    from runner.agents.fleet import make
+    from runner.agents.profiles import load
+
+    env = sandbox.env()
+    q.add("cl", {"agent": "claude", "cwd": "/", "mode": "batch"}, b"the original prompt")
+    q.add("cm", {"agent": "cmd", "cwd": "/", "extra": ["true"]}, b"the original prompt")
+    for key in ("cl", "cm"):
+        first = q.claim("h1/w", 5)
+        assert q.renew(key, first.fence, f"sess-{key}")
+    with q._tx() as cur:
+        cur.execute("UPDATE dispatch_queue SET lease_until = 0")
+    assert len(q.expire("h2/w")) == 2
+    with q._tx() as cur:
+        cur.execute("UPDATE dispatch_queue SET not_before = 0")
+    w = make(open_backend(env), PgQueue(pg.url(), host="h2", lease_s=5.0), 5)
+    try:
+        again = {k: q.claim("h2/w", 5) for k in ("cl", "cm")}
+        by = {it.key: it for it in again.values()}
+        claude = w._request(by["cl"])
+        profile = load("claude", env)
+        assert claude.native_id == "sess-cl" and claude.prompt == profile.resume_prompt.encode()
+        argv = plans.build(profile, prompt=claude.prompt, paths=runs.agent_paths(w.runner, by["cl"].task_id),
+                           mode="batch", resume_id=claude.native_id).argv  # fmt: skip
+        assert argv[argv.index("--resume") + 1] == "sess-cl"
+        rerun = w._request(by["cm"])
+        assert rerun.native_id is None and rerun.prompt == b"the original prompt"
+        assert [e["detail"].split()[0] for e in q.events("cl") if e["kind"] == "claimed"] == [
+            "start",
+            "resume",
+        ]
+    finally:
+        w.stop.set()
+        w.queue.close()
