@@ -170,3 +170,26 @@ def test_sessions_elsewhere_fail_one_check_and_block_the_rest(tmp_path: Path) ->
     # the reference passes both
     ref = run_suite(None, k="EX.socket or P09.stop.kills-tree", report_dir=tmp_path / "ref", workers=0)
     assert {r.outcome for r in ref.results} == {"passed"}, [(r.check_id, r.message) for r in ref.results]
+
+
+def test_messages_lead_with_the_cause_and_keep_it_whole(sandbox):
+    """The cause comes first and is never cut by a long command line; the command is kept apart."""
+    from conformance.harness import ContractViolation
+
+    impl = Impl("false", env=sandbox.env())
+    long_args = [f"--word-{i}-{'x' * 40}" for i in range(20)]
+    with pytest.raises(ContractViolation) as e:
+        impl.ok("start", *long_args, expect=2, strict=False)
+    msg = str(e.value)
+    assert msg.startswith("expected exit 2: `start` exit 1"), msg
+    assert "\n" not in msg and "--word-" not in msg
+    assert long_args[-1] in impl.calls[-1].command
+
+
+def test_relative_impl_words_are_made_absolute(tmp_path, monkeypatch):
+    from conformance.harness import resolve_command
+
+    (tmp_path / "my-dispatcher.sh").write_text("#!/bin/bash\n")
+    monkeypatch.chdir(tmp_path)
+    argv = resolve_command("bash ./my-dispatcher.sh -m x.y")
+    assert argv[1] == str(tmp_path / "my-dispatcher.sh") and argv[2:] == ["-m", "x.y"]
