@@ -15,7 +15,9 @@ from typing import Any
 
 from conformance.known_bad import _seam
 
-HARD_TMP = "/tmp"
+# The kit's tests point DK_HARD_TMP at a directory under /tmp that their session removes: the flaw
+# (ignoring TMPDIR, writing under /tmp) is unchanged, but a SIGKILLed wrapper's copy is not left behind.
+HARD_TMP = os.environ.get("DK_HARD_TMP", "/tmp")
 
 
 def pane_apply() -> None:
@@ -25,6 +27,7 @@ def pane_apply() -> None:
 
     def agent_env(orig: Any, self: Wrapper) -> dict[str, str]:
         env = orig(self)
+        os.makedirs(HARD_TMP, exist_ok=True)
         fd, path = tempfile.mkstemp(prefix=f"dispatch-prompt-{self.task_id}-", suffix=".txt", dir=HARD_TMP)
         with open(self.p("prompt"), "rb") as src, os.fdopen(fd, "wb") as dst:
             dst.write(src.read())

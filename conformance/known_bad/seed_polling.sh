@@ -26,6 +26,7 @@ set -u
 
 SD=${DISPATCH_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/dispatch-kit}
 SOCK=${DISPATCH_TMUX_SOCKET:-$SD/tmux.sock}
+HARD_TMP=${DK_HARD_TMP:-/tmp} # still under /tmp, not TMPDIR; the kit's tests use a dir their run removes
 POLL=${SEED_POLL_S:-0.25}
 PY=${SEED_PYTHON:-python3}
 TASKS=$SD/seed/tasks
@@ -118,7 +119,7 @@ finish_session() { # dir: the seed's cleanup: "after a task completes, kill the 
 	local name
 	name=$(cat "$1/session")
 	T kill-session -t "$name" 2>/dev/null
-	rm -f "/tmp/tmux-prompt-$name.txt" "/tmp/tmux-poll-$name.log" # tidier than the seed, which keeps them
+	rm -f "$HARD_TMP/tmux-prompt-$name.txt" "$HARD_TMP/tmux-poll-$name.log" # tidier than the seed, which keeps them
 }
 
 # The seed's background poll: done-file first, then pane capture, then kill -0, then the clock.
@@ -176,7 +177,7 @@ monitor() {
 			fi
 		fi
 		# stall hint from the seed: identical pane captures across polls (recorded, never acted on)
-		[ "$cap" = "$prev" ] && echo "$(now) pane unchanged" >>"/tmp/tmux-poll-$name.log"
+		[ "$cap" = "$prev" ] && echo "$(now) pane unchanged" >>"$HARD_TMP/tmux-poll-$name.log"
 		prev=$cap
 		sleep "$POLL"
 	done
@@ -206,7 +207,8 @@ cmd_start() {
 	name="agent-$id"
 	echo "$name" >"$d/session"
 	# seed 001: "write the prompt to a temp file" -- under a hard-coded /tmp
-	local pfile="/tmp/tmux-prompt-$name.txt"
+	local pfile="$HARD_TMP/tmux-prompt-$name.txt"
+	mkdir -p "$HARD_TMP"
 	cat "$prompt" >"$pfile"
 	echo "$d/heartbeat" >"$d/hb_path"
 	set_state "$d" starting launched
@@ -284,7 +286,7 @@ cmd_stop() {
 		mp=$(cat "$d/monitor.pid" 2>/dev/null)
 		[ -n "$mp" ] && kill "$mp" 2>/dev/null # by PID alone, as the seed would
 		T kill-session -t "$name" 2>/dev/null
-		rm -f "/tmp/tmux-prompt-$name.txt" "/tmp/tmux-poll-$name.log"
+		rm -f "$HARD_TMP/tmux-prompt-$name.txt" "$HARD_TMP/tmux-poll-$name.log"
 		set_state "$d" stopped stop_requested
 	fi
 	print_task "$id"
