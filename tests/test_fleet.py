@@ -4,6 +4,7 @@ never two live runs of one task (the fake agents' journals), nothing left on any
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -46,7 +47,10 @@ def finish_and_check(fl: Fleet, q: PgQueue, js: dict[str, Path]) -> dict[str, li
                 wait(lambda w=w: w.poll() is not None, f"worker on {h.name} to finish\n{h.logs()}")
     rows = {i.key: i for i in q.list()}
     logs = "\n".join(f"--- {h.name}\n{h.logs()}" for h in fl.hosts)
-    assert all(rows[k].state == "done" for k in js), ({k: rows[k].state for k in js if rows[k].state != "done"}, logs)
+    assert all(rows[k].state == "done" for k in js), (
+        {k: rows[k].state for k in js if rows[k].state != "done"},
+        logs,
+    )
     terminal = Counter(
         e["key"] for e in q.events() if e["kind"] in ("finished", "lost") and e["state"] == "done"
     )
@@ -77,7 +81,7 @@ def q(fleet: Fleet) -> PgQueue:  # noqa: F811
 
 
 def test_a_killed_host_s_tasks_run_elsewhere(fleet: Fleet, q: PgQueue, tmp_path: Path) -> None:  # noqa: F811
-    js = add_tasks(q, tmp_path, "k", 60, 1.0)
+    js = add_tasks(q, tmp_path, "k", 60, 0.5)
     for h in fleet.hosts:
         h.start_workers(fleet.url(h), LEASE)
     victim = fleet.hosts[1]
@@ -100,15 +104,12 @@ def test_a_killed_host_s_tasks_run_elsewhere(fleet: Fleet, q: PgQueue, tmp_path:
 
 
 def test_a_cut_host_s_late_outcome_is_refused(fleet: Fleet, q: PgQueue, tmp_path: Path) -> None:  # noqa: F811
-    js = add_tasks(q, tmp_path, "c", 12, 4.0)
+    js = add_tasks(q, tmp_path, "c", 9, 4.0)
     for h in fleet.hosts:
         h.start_workers(fleet.url(h), LEASE)
     cut = fleet.hosts[2]
     wait(lambda: any(i.host == cut.name for i in q.list(("running",))), "the cut host to run a task")
     held = {i.key: i.fence for i in q.list(("running",)) if i.host == cut.name}
-    fleet.pg  # noqa: B018
-    import subprocess
-
     subprocess.run(["ip", "link", "set", cut.link, "down"], check=True, timeout=30)
     try:
         wait(lambda: all(q.get(k).fence != f for k, f in held.items()), "the cut host's tasks to move on")
@@ -121,7 +122,7 @@ def test_a_cut_host_s_late_outcome_is_refused(fleet: Fleet, q: PgQueue, tmp_path
 
 
 def test_a_database_restart_loses_and_doubles_nothing(fleet: Fleet, q: PgQueue, tmp_path: Path) -> None:  # noqa: F811
-    js = add_tasks(q, tmp_path, "r", 30, 1.0)
+    js = add_tasks(q, tmp_path, "r", 24, 0.5)
     for h in fleet.hosts:
         h.start_workers(fleet.url(h), LEASE)
     wait(lambda: q.counts()["done"] >= 6, "some tasks to end")
@@ -131,3 +132,21 @@ def test_a_database_restart_loses_and_doubles_nothing(fleet: Fleet, q: PgQueue, 
     restarted_at = time.monotonic()
     runs = finish_and_check(fleet, q, js)
     assert any(s >= restarted_at for spans in runs.values() for s, _ in spans)  # work went on after it
+
+
+def test_a_stopped_worker_hands_its_claims_back(fleet: Fleet, q: PgQueue, tmp_path: Path) -> None:  # noqa: F811
+    """SIGTERM to a worker: it stops its agent and releases the claim (no lease left to expire while the
+    agent runs on); the next worker resumes it."""
+    import signal
+
+    js = add_tasks(q, tmp_path, "s", 1, 30.0)
+    h = fleet.hosts[0]
+    h.start_workers(fleet.url(h), LEASE, n=1)
+    wait(lambda: js["s00"].exists() and any(e.event == "start" for e in journal.read(js["s00"])), "the agent")
+    h.workers[0].send_signal(signal.SIGTERM)
+    assert h.workers[0].wait(timeout=60) == 0, h.logs()
+    item = q.get("s00")
+    assert item.state == "queued" and [e["kind"] for e in q.events("s00")][-1] == "released", q.events("s00")
+    wait(lambda: not h.pids(), "the host's agent to be gone")
+    q.cancel("s00")
+    assert not h.sb.leaks()

@@ -13,6 +13,7 @@ On top of the one-machine loop (runner/agents/workers.py) a fleet worker
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,11 +223,31 @@ class FleetWorkers(Workers):
         self.listener.wait(min(seconds, self.lease_s / 4))
 
     def loop(self, until_empty: bool = False) -> None:
+        if threading.current_thread() is threading.main_thread():  # SIGTERM hands back like Ctrl-C
+            signal.signal(signal.SIGTERM, _interrupt)
         try:
             super().loop(until_empty)
         finally:
             self.stop.set()
             self.listener.close()
+            self._hand_back()
+
+    def _hand_back(self) -> None:
+        """A worker that stops (Ctrl-C, SIGTERM) stops its agents and releases their claims for a resume
+        elsewhere: nobody would renew the leases, and another host must not start a second live run."""
+        with self._lock:
+            left = list(self._claims.values())
+        for c in left:
+            if c.fenced is None:
+                self._fence(c, "the worker is stopping")
+            try:
+                self.queue.release(c.item.key, c.item.fence, self.name, c.fenced or "the worker is stopping")
+            except (FenceRefused, QueueUnavailable) as e:
+                self.say(f"queue {c.item.key}: not released ({e}); its lease will expire")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def make(runner: Any, queue: Any, max_running: int, **kw: Any) -> Workers:
