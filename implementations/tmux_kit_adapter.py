@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from implementations.adapter import PeerDriver, Seen, run_main, state_dir
+from runner.contract import DispatchError
 
 HISTORY_LINES = 100_000
 
@@ -33,7 +34,8 @@ class TmuxKitDriver(PeerDriver):
 
         self.api = api
         self.sockdir = state_dir() / "tks"
-        tmux_kit.configure(socket_dir=self.sockdir)  # the peer's own socket option: a directory
+        if os.environ.get("DISPATCH_TMUX_SOCKET"):  # unset: the peer's own default socket directory
+            tmux_kit.configure(socket_dir=self.sockdir)  # the peer's own socket option: a directory
 
     def _link_socket(self) -> None:
         """Make $DISPATCH_TMUX_SOCKET reach the peer's server (adapter-supplied, README 'socket')."""
@@ -47,6 +49,8 @@ class TmuxKitDriver(PeerDriver):
         command = shlex.join(["env", *(f"{k}={v}" for k, v in agent_env.items()), *rec["argv"]])
         ok, err = asyncio.run(self.api.start(name, command, cwd=rec["cwd"]))
         if not ok:
+            if err and "Command not found: tmux" in err:  # the peer's own tmux-missing refusal
+                raise DispatchError("tmux_missing", f"tmux-kit: {err}")
             raise RuntimeError(f"start refused: {err}")
         self._link_socket()
         return name
