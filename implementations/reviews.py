@@ -96,6 +96,69 @@ _BGTMUX = {
     ),
 }
 
+_TK_LOST = (
+    "peer defect",
+    f"{_TK}/api.py start() never sets remain-on-exit, so the finished pane and its session are torn down; "
+    "status() then says 'missing' and exit_code() None (its own docstring leaves the option to the caller)",
+)
+_W_CRASHED_PRECONDITION = (
+    "wrong verdict",
+    "fails on state 'crashed' (the peer lost the task's outcome, see P10) instead of blocking on the "
+    "unmet precondition as P07/P15 do",
+)
+_TMUX_KIT = {
+    "P01.agent-death.detected": ("peer lacks it", f"{_TK}/api.py SessionInfo has no pid: agent_pid null"),
+    "P01.agent-pid.journaled": ("peer lacks it", f"{_TK}/api.py SessionInfo has no pid: agent_pid null"),
+    "P02.pid-reuse.not-running": ("peer lacks it", "agent_pid null (no pid exposed by tmux-kit)"),
+    "P03.done-marker.ignored": _W_SIGNAL_IN_P03,
+    "P03.log.burst-kept": _W_CRASHED_PRECONDITION,
+    "P03.log.plain-utf8": _W_CRASHED_PRECONDITION,
+    "P03.log.first-byte": (
+        "peer defect",
+        f"{_TK}/observe.py capture_pane() reads the live pane only; once the command ended its session is "
+        "gone and read() returns ''",
+    ),
+    "P04.label-reuse.fresh-log": _W_LOG_PATH_IN_P04,
+    "P04.session-killed.releases-log": _W_LOG_PATH_IN_P04,
+    "P04.stop.releases-log": _W_LOG_PATH_IN_P04,
+    "P05.partial-result.chunked": _TK_LOST,
+    "P05.partial-result.empty": _TK_LOST,
+    "P05.partial-result.truncated": _TK_LOST,
+    "P05.result.complete": _TK_LOST,
+    "P10.exit-recorded.exit0": _TK_LOST,
+    "P10.exit-recorded.exit3": _TK_LOST,
+    "P10.exit-recorded.sigkill": _TK_LOST,
+    "P09.stop.kills-tree": (
+        "peer defect",
+        f"{_TK}/lifecycle.py kill_session() is kill-session only: descendants survive",
+    ),
+    "P07.foreign-session.untouched": (
+        "unresolved",
+        "the check could not find the running task's session through $DISPATCH_TMUX_SOCKET (the adapter's "
+        "symlink to the peer's socket); by hand the session is listed through it: suspect the symlink "
+        "under 4 concurrent starts (adapter side), not the peer",
+    ),
+    "P11.long-state-dir.default-socket": (
+        "adapter mistake",
+        "the adapter put the peer's socket dir under a long state dir (sun_path overflow); fixed: with "
+        "$DISPATCH_TMUX_SOCKET unset the peer keeps its own default",
+    ),
+    "P13.tmux-missing.refused": (
+        "adapter mistake",
+        "the peer does refuse ('Command not found: tmux') but the adapter reported it as internal; fixed: "
+        "now tmux_missing, exit 3",
+    ),
+    "P13.tmux-too-old.refused": ("peer defect", "start() checks no tmux version (only doctor() reports it)"),
+    "P14.frozen-server.status-answers": (
+        "peer defect",
+        f"{_TK}/proc.py run_tmux() awaits communicate() with no timeout (only spawn has one)",
+    ),
+    "EX.refusals.nothing-created": (
+        "peer defect",
+        "bad cwd accepted: start() passes -c DIR to tmux unchecked",
+    ),
+}
+
 # bgtmux starts a shell with new-session, sets remain-on-exit, then respawn-pane -k's the command: under
 # load tmux 3.3a sometimes keeps neither pane_dead_status nor pane_dead_signal for a fast command, and
 # info() reports exit_code None (reproduced with 4 concurrent starts of `python -c 'raise SystemExit(0)'`).
@@ -112,7 +175,10 @@ def _bgtmux(check_id: str, message: str) -> tuple[str, str] | None:
     return _BGTMUX.get(check_id)
 
 
-REVIEWS: dict[tuple[str, str], tuple[str, str]] = {("bgtmux", k): v for k, v in _BGTMUX.items()}
+REVIEWS: dict[tuple[str, str], tuple[str, str]] = {
+    **{("bgtmux", k): v for k, v in _BGTMUX.items()},
+    **{("tmux-kit", k): v for k, v in _TMUX_KIT.items()},
+}
 
 
 def review(impl: str, check_id: str, message: str) -> tuple[str, str] | None:
