@@ -12,8 +12,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from runner.contract import LIVE, TERMINAL
+from runner.contract import LIVE, TERMINAL, invoke
 
 STATES = TERMINAL | LIVE
 
@@ -298,42 +296,14 @@ class Impl:
         if self.wrap is not None:
             argv = self.wrap(argv)
         limit = self.timeout if timeout is None else timeout
-        t0 = time.monotonic()
-        timed_out = False
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=dict(self.env if env is None else env),
-                cwd=self.cwd,
-                start_new_session=True,  # so a timed-out call's own children go with it
-            )
+            inv = invoke(argv, self.env if env is None else env, timeout=limit, cwd=self.cwd)
         except OSError as e:
             raise ImplUnavailable(f"cannot run {argv[0]!r}: {e.strerror or e}") from e
-        try:
-            out, err = proc.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the group we created, led by our own child
-            except ProcessLookupError:
-                pass
-            try:
-                out, err = proc.communicate(timeout=2.0)
-            except subprocess.TimeoutExpired:
-                # Our pipes are still held outside the group (a tmux client hands its stdio to the
-                # server, which may be frozen): stop reading rather than block past the limit.
-                for pipe in (proc.stdout, proc.stderr):
-                    if pipe is not None:
-                        pipe.close()
-                proc.wait()
-                out, err = b"", b"(output pipes held by another process after the timeout)"
-        duration = time.monotonic() - t0
+        out, err, timed_out, duration = inv.stdout, inv.stderr, inv.timed_out, inv.duration_s
         call = Call(
             argv=words,
-            exit_code=proc.returncode,
+            exit_code=inv.exit_code,
             stdout=out,
             stderr=err.decode("utf-8", "replace"),
             doc=None,
