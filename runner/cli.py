@@ -1,6 +1,6 @@
 """`dispatch`: one parser tree for every verb. The contract verbs (start, status, wait, stop, list, reap,
 logs, send, events, capabilities) are registered here; the agent verbs (run, resume, attach, queue,
-workers, doctor) by runner.agents.cli.register; the suites (conformance, chaos, containers) parse their
+workers, doctor) by runner.agents.commands.register; the suites (conformance, chaos, containers) parse their
 own argv. Output goes through runner.output; every failure is a runner.contract.DispatchError, whose
 code gives the exit status. `allow_abbrev=False` everywhere: `--text` is never read as `--text-file`.
 """
@@ -71,13 +71,13 @@ def add_verb(
 
 def build_parser() -> Parser:
     """The whole tree: contract verbs, then the agent layer's."""
-    from runner.agents import cli as agents_cli
+    from runner.agents import commands as agent_commands
 
     p = Parser(prog="dispatch", description="Run coding-agent CLIs in tmux, supervised.")
     sub = p.add_subparsers(dest="verb", parser_class=Parser, metavar="VERB")
     sub.required = True
     register_contract(sub)
-    agents_cli.register(sub, add_verb)
+    agent_commands.register(sub, add_verb)
     for name in DELEGATED:
         sub.add_parser(name, help=f"the {name} suite (dispatch {name} --help)", add_help=False)
     return p

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict
@@ -182,6 +186,56 @@ class Knobs:
     def cleanup_bound(self) -> float:
         """`stop`/`reap` returned -> the last process of the task gone."""
         return 1.5 * _slack_scale()
+
+
+# -- the contract client ------------------------------------------------------------------------------
+
+
+@dataclass
+class Invocation:
+    """One run of `IMPL VERB ...`: what came back, how long it took, whether it was killed at the limit."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    duration_s: float
+    timed_out: bool = False
+
+    def document(self) -> Any:
+        """stdout as JSON (None when it is not)."""
+        try:
+            return json.loads(self.stdout) if self.stdout.strip() else None
+        except ValueError:
+            return None
+
+
+def invoke(argv: list[str], env: Mapping[str, str], *, timeout: float, cwd: str | None = None) -> Invocation:
+    """The one place a contract command is run (conformance's Impl, the agent layer's SubprocessBackend,
+    chaos and bench through Impl, the tests). Its own process group, so a timed-out call's children go
+    with it (SIGKILL to the group); raises OSError when the program cannot be run at all."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(env), cwd=cwd, start_new_session=True)  # fmt: skip
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group we created, led by our own child
+        except ProcessLookupError:
+            pass
+        try:
+            out, err = proc.communicate(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            # Our pipes are still held outside the group (a tmux client hands its stdio to the
+            # server, which may be frozen): stop reading rather than block past the limit.
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            proc.wait()
+            out, err = b"", b"(output pipes held by another process after the timeout)"
+    return Invocation(proc.returncode, out, err, time.monotonic() - t0, timed_out)
 
 
 # -- tmux and the reference -----------------------------------------------------------------------------

@@ -10,9 +10,7 @@ tmux access for the pane (capture, paste) goes through the runner's gateway, run
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +23,7 @@ from runner.contract import (
     EXIT_TIMEOUT,
     DispatchError,
     dispatch_command,
+    invoke,
     is_terminal,
 )
 from runner.tmux import Tmux, TmuxError
@@ -84,10 +83,15 @@ class Backend:
 
     # -- tmux, through the runner's gateway ---------------------------------------------------------
     def tmux(self) -> Tmux:
-        return Tmux.from_config(self.cfg, env=self.env)
+        """The gateway, made once (it resolves the binary once)."""
+        gw = self.__dict__.get("_tmux")
+        if gw is None:
+            gw = self.__dict__["_tmux"] = Tmux.from_config(self.cfg, env=self.env)
+        return gw
 
     def pane_of(self, session: str) -> str | None:
-        """The pane id (%N) of a task's session; None when the session is gone."""
+        """The pane id (%N) of a task's session; None when the session is gone (callers use that as
+        "is it still there", so it is asked every time)."""
         try:
             cp = self.tmux().run("list-panes", "-t", f"={session}", "-F", "#{pane_id}")
         except TmuxError:
@@ -132,6 +136,16 @@ class InProcessBackend(Backend):
         return self.ref.status(task_id)
 
     def wait(self, task_id: str, timeout: float) -> tuple[dict[str, Any], bool]:
+        """Sleep in the kernel on the supervisor's pidfd for the whole step (it exits when the task
+        ends), then one look at the record: a followed run wakes twice a second, not twenty times."""
+        from runner.procid import ProcessIdentity
+
+        row = self.ref.task(task_id)
+        if not is_terminal(row["state"]) and row.get("wrapper_pid") and row.get("wrapper_start"):
+            sup = ProcessIdentity(row["wrapper_pid"], row["wrapper_start"])
+            if sup.is_alive():
+                sup.wait_exit(timeout)
+                return self.ref.wait(task_id, 0.0)
         return self.ref.wait(task_id, timeout)
 
     def stop(self, task_id: str) -> dict[str, Any]:
@@ -176,25 +190,20 @@ class SubprocessBackend(Backend):
     ) -> Any:
         argv = [*self.cmd, verb, "--json", *args]
         try:
-            cp = subprocess.run(
-                argv, capture_output=True, env=self.env, timeout=timeout, stdin=subprocess.DEVNULL
-            )
-        except subprocess.TimeoutExpired:
-            raise DispatchError("internal", f"dispatch {verb} did not answer within {timeout:g}s") from None
+            inv = invoke(argv, self.env, timeout=timeout)
         except OSError as e:
             raise DispatchError("internal", f"cannot run the dispatcher ({argv[0]}): {e.strerror}") from None
-        try:
-            doc = json.loads(cp.stdout) if cp.stdout.strip() else None
-        except ValueError:
-            doc = None
-        if cp.returncode in ok and doc is not None:
+        if inv.timed_out:
+            raise DispatchError("internal", f"dispatch {verb} did not answer within {timeout:g}s")
+        doc = inv.document()
+        if inv.exit_code in ok and doc is not None:
             return doc
         if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
             err = doc["error"]
-            raise DispatchError(str(err.get("code")), str(err.get("message")), cp.returncode)
-        msg = cp.stderr.decode(errors="replace").strip().splitlines()
+            raise DispatchError(str(err.get("code")), str(err.get("message")), inv.exit_code)
+        msg = inv.stderr.decode(errors="replace").strip().splitlines()
         raise DispatchError(
-            "internal", f"dispatch {verb} failed ({cp.returncode}): {msg[-1] if msg else ''}", EXIT_INTERNAL
+            "internal", f"dispatch {verb} failed ({inv.exit_code}): {msg[-1] if msg else ''}", EXIT_INTERNAL
         )
 
     def start(self, task_id, cwd, prompt_file, argv, label=None, model=None):  # type: ignore[no-untyped-def]

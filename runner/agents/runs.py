@@ -361,6 +361,23 @@ def agent_view(
     }
 
 
+def _screen_key(task: Mapping[str, Any], paths: plans.AgentPaths) -> tuple[int, ...] | None:
+    """What changes whenever the agent's screen may have: the pane log's size and mtime (every byte the
+    pane shows goes through it) and the attention file's mtime (Claude's Notification hook). None when
+    the log is not there to tell: then the screen is looked at every time."""
+    try:
+        st = os.stat(task["log_path"]) if task.get("log_path") else None
+    except OSError:
+        st = None
+    if st is None:
+        return None
+    try:
+        att = paths.attention.stat().st_mtime_ns
+    except OSError:
+        att = 0
+    return (st.st_size, st.st_mtime_ns, att)
+
+
 def follow(
     task_id: str,
     runner: Backend,
@@ -376,12 +393,18 @@ def follow(
     w = Watch()
     task: dict[str, Any] = runner.status(task_id)
     kind = profile.native_id
+    seen: tuple[int, ...] | None = None
     while True:
         w.state = task.get("state", "?")
         if is_terminal(w.state):
             w.live, w.question = w.state, None
             break
-        q = observe_input(runner, task, profile, paths)
+        key = _screen_key(task, paths)
+        if key is None or key != seen:  # the screen can only have changed if the pane wrote output
+            q = observe_input(runner, task, profile, paths)
+            seen = key
+        else:
+            q = w.question
         if q and w.question is None:
             update_meta(paths, needs_input={"question": q, "wall": time.time()})
             mark_needs_input(runner, task_id, True, {"question": q})

@@ -1,0 +1,292 @@
+"""The agent layer's three cost figures, before and after a change, side by side in one run.
+
+1. A followed `dispatch run`: CPU of the `run` process (and every child it waited for) per second of a
+   running agent, in % of one core, over a window after the agent is up (interpreter start excluded).
+2. `start` -> agent running (the fake agent journals `start`), p50, against the bare floor
+   `tmux new-session -d -- fake-agent` on the same warm server.
+3. Supervision memory per idle agent: USS of everything of ours beside the agent in its tmux session
+   (the wrapper and the log pipe), per agent.
+
+"before" is a git worktree of another revision (--before REV), "after" this checkout; each figure is
+measured for both in the same rounds (interleaved), so they see the same load on a shared machine.
+`python -m bench --only agent` runs it and writes bench/results/agent-cost.json beside the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.common import FAKE_AGENT, TMUX, VENV_BIN, new_id, wait_journal
+from conformance.isolation import Sandbox
+from runner.procid import ProcessIdentity, descendants
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+TARGETS = {"follow_cpu_pct": 0.5, "start_ratio": 2.0, "idle_uss_mib": 4.0}
+RESULT = REPO / "bench" / "results" / "agent-cost.json"
+
+
+def worktree(rev: str) -> Path:
+    """A detached worktree of `rev` under the bench's cache (reused when it is already there)."""
+    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", rev], capture_output=True, text=True,
+                         check=True).stdout.strip()  # fmt: skip
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"dk-bench-tree-{sha[:12]}"
+    if not (path / "runner").is_dir():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), sha],
+                       capture_output=True, check=True)  # fmt: skip
+    return path
+
+
+class Tree:
+    """One version of the code: its CLI runs with PYTHONPATH at the tree, in one sandbox."""
+
+    def __init__(self, name: str, root: Path) -> None:
+        self.name, self.root = name, root
+        self.sb = Sandbox.create(prefix=f"dkac-{name}-")
+        env = self.sb.env(DISPATCH_STALE_AFTER_S="60", DISPATCH_GRACE_S="30")
+        env["PYTHONPATH"] = str(root)
+        env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+        self.env = env
+        self.tmux("new-session", "-d", "-s", "holder", "sleep", "86400")  # a warm server, as in real use
+
+    def cli(self, *args: str) -> list[str]:
+        return [PY, "-m", "runner.cli", *args]
+
+    def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([TMUX, "-S", str(self.sb.socket), *args], env=self.env, capture_output=True,
+                              text=True, timeout=30, stdin=subprocess.DEVNULL)  # fmt: skip
+
+    def journal(self, tid: str) -> Path:
+        return self.sb.root / f"{tid}.jsonl"
+
+    def agent(self, tid: str, *flags: str) -> list[str]:
+        return [FAKE_AGENT, "--journal", str(self.journal(tid)), *flags]
+
+    def prompt(self) -> str:
+        p = self.sb.workdir / "prompt.txt"
+        p.write_text("bench\n")
+        return str(p)
+
+    def close(self) -> None:
+        self.tmux("kill-server")
+        self.sb.cleanup()
+
+
+# -- 1. a followed run ---------------------------------------------------------------------------------
+
+
+def _cpu_s(p: psutil.Process) -> float:
+    """The process's CPU seconds plus those of every child it has waited for."""
+    t = p.cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def follow_cpu(tree: Tree, window_s: float, log: Callable[[str], None]) -> dict[str, Any]:
+    """CPU of `dispatch run` (following) per second while the agent works, in % of one core."""
+    tid = new_id("follow")
+    argv = tree.cli("run", "--json", "--agent", "cmd", "--task-id", tid, "--prompt", "p", "--",
+                    *tree.agent(tid, "--work", f"{window_s + 6:g}", "--heartbeat", "1"))  # fmt: skip
+    p = subprocess.Popen(argv, env=tree.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=tree.sb.workdir, stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        if wait_journal(tree.journal(tid), "start", 60.0) is None:
+            raise RuntimeError(f"{tree.name}: the followed agent never started")
+        time.sleep(1.5)  # let the run reach its steady follow loop (a measurement window, not an event)
+        proc = psutil.Process(p.pid)
+        c0, t0 = _cpu_s(proc), time.monotonic()
+        time.sleep(window_s)  # the measurement window itself
+        c1, t1 = _cpu_s(proc), time.monotonic()
+        p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    pct = 100.0 * (c1 - c0) / (t1 - t0)
+    log(f"  {tree.name}: followed run {pct:.2f} % of a core ({c1 - c0:.2f} CPU-s in {t1 - t0:.1f} s)")
+    return {"cpu_s": c1 - c0, "window_s": t1 - t0, "pct_core": pct, "exit": p.returncode}
+
+
+# -- 2. start -> agent running -------------------------------------------------------------------------
+
+
+def _floor_once(tree: Tree) -> float:
+    tid = new_id("floor")
+    t0 = time.monotonic()
+    tree.tmux("new-session", "-d", "-s", tid, "--", *tree.agent(tid, "--work", "1"))
+    ev = wait_journal(tree.journal(tid), "start", 60.0)
+    if ev is None:
+        raise RuntimeError("floor agent never started")
+    return ev.mono - t0
+
+
+def _start_once(tree: Tree) -> float:
+    tid = new_id("start")
+    t0 = time.monotonic()
+    cp = subprocess.run(tree.cli("start", "--json", "--task-id", tid, "--cwd", str(tree.sb.workdir),
+                                 "--prompt-file", tree.prompt(), "--", *tree.agent(tid, "--work", "1")),
+                        env=tree.env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    if cp.returncode != 0:
+        raise RuntimeError(f"{tree.name}: start failed: {cp.stderr.strip()}")
+    ev = wait_journal(tree.journal(tid), "start", 60.0)
+    if ev is None:
+        raise RuntimeError(f"{tree.name}: started agent never journaled")
+    return ev.mono - t0
+
+
+def start_latency(trees: list[Tree], runs: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Interleaved rounds: floor, then each tree's `start`, on each tree's own warm server."""
+    floor: list[float] = []
+    ours: dict[str, list[float]] = {t.name: [] for t in trees}
+    for _ in range(runs):
+        for t in trees:
+            floor.append(_floor_once(t))
+            ours[t.name].append(_start_once(t))
+    f50 = statistics.median(floor)
+    out: dict[str, Any] = {"floor_p50_s": f50, "floor_s": floor}
+    for name, xs in ours.items():
+        m = statistics.median(xs)
+        out[name] = {"p50_s": m, "ratio": m / f50, "samples_s": xs}
+        log(f"  {name}: start -> running p50 {m * 1000:.1f} ms = {m / f50:.2f}x floor {f50 * 1000:.1f} ms")
+    return out
+
+
+# -- 3. supervision memory per idle agent --------------------------------------------------------------
+
+
+def idle_memory(tree: Tree, n: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """USS of our processes in the agents' sessions (everything but the agents and the holder), per agent."""
+    ids = [new_id("idle") for _ in range(n)]
+    for tid in ids:
+        subprocess.run(tree.cli("start", "--json", "--task-id", tid, "--cwd", str(tree.sb.workdir),
+                                "--prompt-file", tree.prompt(), "--", *tree.agent(tid, "--work", "600",
+                                "--heartbeat", "1")), env=tree.env, capture_output=True, timeout=120)  # fmt: skip
+    for tid in ids:
+        if wait_journal(tree.journal(tid), "start", 60.0) is None:
+            raise RuntimeError(f"{tree.name}: idle agent {tid} never started")
+    time.sleep(2.0)  # idle: past start-up allocations (a measurement settle, not an event)
+    pid = tree.tmux("display-message", "-p", "-t", "holder", "#{pid}").stdout.strip()
+    server = ProcessIdentity.of(int(pid)) if pid.isdigit() else None
+    if server is None:
+        raise RuntimeError(f"{tree.name}: no tmux server")
+    agents = {ev.pid for tid in ids for ev in [wait_journal(tree.journal(tid), "start", 1.0)] if ev}
+    ours_uss = 0.0
+    roles: dict[str, float] = {}
+    for ident in descendants(server):
+        try:
+            p = psutil.Process(ident.pid)
+            cmd = " ".join(p.cmdline())
+            if ident.pid in agents or "sleep 86400" in cmd or p.ppid() in agents:
+                continue
+            uss = p.memory_full_info().uss / 2**20
+        except psutil.Error:
+            continue
+        role = "wrapper" if "runner.wrapper" in cmd else "logpipe" if "runner.logpipe" in cmd else "other"
+        roles[role] = roles.get(role, 0.0) + uss / n
+        ours_uss += uss
+    per = ours_uss / n
+    log(
+        f"  {tree.name}: supervision {per:.1f} MiB USS per idle agent { ({k: round(v, 1) for k, v in roles.items()}) }"
+    )
+    return {"n": n, "uss_mib_per_agent": per, "by_role_mib_per_agent": roles}
+
+
+# -- the run -------------------------------------------------------------------------------------------
+
+
+def run(before: str, runs: int, window_s: float, n_idle: int, log: Callable[[str], None]) -> dict[str, Any]:
+    roots = {"before": worktree(before), "after": REPO}
+    res: dict[str, Any] = {
+        "before_rev": before,
+        "after_rev": subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),  # fmt: skip
+        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_start": list(os.getloadavg()),
+        "cores": psutil.cpu_count(),
+        "targets": TARGETS,
+    }
+    trees = [Tree(name, root) for name, root in roots.items()]
+    try:
+        log("agent layer: start -> running vs floor")
+        res["start"] = start_latency(trees, runs, log)
+        log("agent layer: a followed run's CPU")
+        res["follow"] = {t.name: follow_cpu(t, window_s, log) for t in trees}
+        log("agent layer: supervision memory per idle agent")
+        res["memory"] = {t.name: idle_memory(t, n_idle, log) for t in trees}
+    finally:
+        for t in trees:
+            t.close()
+    res["loadavg_end"] = list(os.getloadavg())
+    return res
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """The page section: one table, before and after, against the targets."""
+
+    def row(name: str, unit: str, b: float, a: float, target: float) -> str:
+        ok = "**met**" if a <= target else "**missed**"
+        return f"| {name} | {b:.2f}{unit} | {a:.2f}{unit} | ≤ {target:g}{unit} | {ok} |"
+
+    st, fo, me = res["start"], res["follow"], res["memory"]
+    lines = [
+        f"Measured {res['started']} (`python -m bench --only agent`, before = `{res['before_rev']}`, after = "
+        f"`{res['after_rev']}`), load average {res['loadavg_start'][0]:.1f} on {res['cores']} cores; "
+        "both versions interleaved in the same rounds. JSON: `bench/results/agent-cost.json`.",
+        "",
+        "| figure | before | after | target | after vs target |",
+        "|---|---|---|---|---|",
+        row("followed `dispatch run`, % of one core", " %", fo["before"]["pct_core"], fo["after"]["pct_core"],
+            TARGETS["follow_cpu_pct"]),
+        row("`start` → agent running, × the tmux+spawn floor (p50)", "×", st["before"]["ratio"],
+            st["after"]["ratio"], TARGETS["start_ratio"]),
+        row("supervision memory per idle agent, MiB USS", " MiB", me["before"]["uss_mib_per_agent"],
+            me["after"]["uss_mib_per_agent"], TARGETS["idle_uss_mib"]),
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- agent-cost:begin -->", "<!-- agent-cost:end -->"
+
+
+def write_page(res: dict[str, Any], page: Path) -> None:
+    """Replace (or append) the agent-layer section of docs/benchmarks.md."""
+    text = page.read_text() if page.exists() else ""
+    section = f"{BEGIN}\n## The agent layer: before and after\n\n{markdown(res)}{END}\n"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1 :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    page.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.agent_cost", description=__doc__.splitlines()[0])
+    ap.add_argument("--before", required=True, metavar="REV", help="the revision to compare against")
+    ap.add_argument("--runs", type=int, default=9, help="start rounds per version")
+    ap.add_argument("--window", type=float, default=10.0, help="seconds of following measured")
+    ap.add_argument("--idle", type=int, default=3, help="idle agents for the memory figure")
+    ap.add_argument("--out", default=str(RESULT), help="results JSON")
+    ap.add_argument("--page", default=str(REPO / "docs" / "benchmarks.md"))
+    a = ap.parse_args(argv)
+    res = run(a.before, a.runs, a.window, a.idle, lambda s: print(s, flush=True))
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+    write_page(res, Path(a.page))
+    print(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
