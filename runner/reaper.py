@@ -71,6 +71,10 @@ def reconcile(store: Store, task: dict[str, Any], tmux: Tmux | None) -> str | No
     fresh = store.get(task["task_id"])  # the wrapper may have finished just now
     if fresh is None or states.is_terminal(fresh["state"]):
         return None
+    fw = ident(fresh["wrapper_pid"], fresh["wrapper_start"])
+    if fw is not None and fw != w and fw.is_alive():
+        # the snapshot predates the supervisor's start: it is up now, and its agent is not ours to end
+        return None
     end_everything(fresh, tmux)
     return record_lost(store, fresh)
 

@@ -96,6 +96,7 @@ class Wrapper:
         self.flags: set[str] = set()
         self.agent: ProcessIdentity | None = None
         self.status: int | None = None  # the agent's wait status once reaped
+        self.released = False  # "go" received: the agent may have exec'd (and carries the run marker)
         with open(self.p("env.json")) as f:
             caller_env = json.load(f)
         # a recovery test arms fault points through the caller's environment (runner.faultpoint)
@@ -214,8 +215,8 @@ class Wrapper:
     def run(self) -> int:
         set_subreaper()
         wake_r = self.install_signals()
-        me = ProcessIdentity.me()
-        self.store.update(self.task_id, wrapper_pid=me.pid, wrapper_start=me.start)
+        if not self.claim(ProcessIdentity.me()):
+            return 0  # another supervisor owns this task: touch nothing of it
         env = self.agent_env()
         argv: list[str] = self.task["argv"]
         cwd: str = self.task["cwd"]
@@ -274,6 +275,7 @@ class Wrapper:
             return 0
         os.write(go_w, b"x")
         os.close(go_w)
+        self.released = True
         err = b""
         while True:
             try:
@@ -293,6 +295,21 @@ class Wrapper:
         self.store.transition(self.task_id, states.RUNNING, "spawned", expect=[states.STARTING])
         self.supervise(wake_r)
         return 0
+
+    def claim(self, me: ProcessIdentity) -> bool:
+        """Become the task's one supervisor (compare-and-set on an unclaimed, starting task).
+
+        A second wrapper for the same task (a `new-session` retried after a reply was lost) must not
+        fork a second agent, record outcomes, or end the run-marked processes of the first one's agent
+        (a SIGTERM the real supervisor would record as a crash).
+        """
+        with self.store.tx() as db:
+            cur = db.execute(
+                "UPDATE tasks SET wrapper_pid=?, wrapper_start=? WHERE task_id=? AND wrapper_pid IS NULL"
+                " AND state=?",
+                (me.pid, me.start, self.task_id, states.STARTING),
+            )
+            return cur.rowcount == 1
 
     def _wait_agent(self) -> None:
         """Block until the agent is reaped (it has been told to exit or was killed)."""
@@ -435,7 +452,9 @@ class Wrapper:
     def finish(self, state: str, reason: str | None, detail: dict | None = None, **fields: object) -> None:
         """Record the terminal state, end leftovers of the run, and flush the log pipe (P3, P4, P9)."""
         self.store.transition(self.task_id, state, reason, detail=detail, **fields)
-        marker = ("DISPATCH_RUN_MARKER", self.task["run_marker"])
+        # the run marker reaches the agent's descendants, but only once "go" let it exec; before that
+        # our child is all there is, and a marker walk could only hit another run's agent
+        marker = ("DISPATCH_RUN_MARKER", self.task["run_marker"]) if self.released else None
         kill_tree([self.agent] if self.agent else [], marker, term_timeout=TERM_TIMEOUT, reap=self._collect)
         self.reap()
         self.flush_log()

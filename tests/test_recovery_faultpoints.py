@@ -168,10 +168,12 @@ def test_start_killed_before_go_ends_the_task_at_once(sandbox):
     assert r.rc == -9, (r.rc, r.err)
     t0 = time.monotonic()
     t = wait_for(
-        lambda: (s := row(sandbox, "hs"))["state"] not in ("starting", "running") and s, 10, "task ended"
+        lambda: (s := row(sandbox, "hs"))["state"] not in ("starting", "running") and s, 30, "task ended"
     )
     assert (t["state"], t["reason"]) == ("failed", "start_abandoned"), dict(t)
-    assert time.monotonic() - t0 < 5
+    assert (
+        time.monotonic() - t0 < 30
+    )  # not the 60 s handshake timeout (status alone takes seconds under load)
     assert not ProcessIdentity(t["agent_pid"], t["agent_start"]).is_alive()
     # the supervisor still flushes the log and closes the pane (the log pipe then reads EOF): nothing
     # of ours may remain

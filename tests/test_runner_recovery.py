@@ -33,16 +33,18 @@ def test_start_killed_mid_handshake_is_not_left_starting(sandbox):
     argv += ["--prompt-file", prompt(sandbox), "--", "sleep", "30"]
     cli = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(mark.exists, 15, "start blocked in pipe-pane")
+        wait_for(mark.exists, 60, "start blocked in pipe-pane")
         cli.kill()
         cli.wait()
         t0 = time.monotonic()
         t = wait_for(
             lambda: (s := status(sandbox, "hs"))["state"] not in ("starting", "running") and s,
-            10,
+            30,
             "task ended",
         )
         assert (t["state"], t["reason"]) == ("failed", "start_abandoned"), t
-        assert time.monotonic() - t0 < 5
+        assert (
+            time.monotonic() - t0 < 30
+        )  # not the 60 s handshake timeout (status alone takes seconds under load)
     finally:
         kill_marked(sandbox.marker)  # the shim's blocked `sleep`, by identity
