@@ -45,10 +45,22 @@ def _server_pid(dispatch: Ctx) -> int | None:
 def supervision(dispatch: Ctx, agent: Agent, exclude: tuple[int, ...] = ()) -> Supervision:
     """Every process of the sandbox except the agent's tree, the tmux server and ``exclude``."""
     agents = {lk.pid for lk in agent.processes()}
-    server = _server_pid(dispatch)
-    skip = agents | {server, *exclude}
-    found = [lk.identity for lk in find_marked(dispatch.sandbox.marker) if lk.pid not in skip and lk.identity]
+    skip = agents | {_server_pid(dispatch), *exclude}
+    found = [
+        lk.identity
+        for lk in find_marked(dispatch.sandbox.marker)
+        if lk.pid not in skip and lk.identity and not _is_tmux_server(lk.pid)
+    ]
     return Supervision(found)
+
+
+def _is_tmux_server(pid: int) -> bool:
+    """A tmux server (its title is `tmux: server`); also right when its PID is a namespace's."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().strip() == b"tmux: server"
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

@@ -110,11 +110,18 @@ def test_coarse_timestamps_do_not_hang(dispatch: Ctx) -> None:
             TMPDIR=str(coarse / "tmp"),
         )
         dispatch.impl = impl
-        agent = dispatch.agent("--work", "2.5", heartbeat=0.2)
-        tid = dispatch.run_agent(agent, cwd=coarse / "work")
-        hb = agent.wait_for("start", 20)["env"].get("DISPATCH_HEARTBEAT_FILE")
+        # a shell agent: it beats from its first millisecond (a Python agent booting on a loaded
+        # machine could miss the tight stale+grace before its first beat) and notes where it beats
+        note = dispatch.sandbox.root / "heartbeat-path"
+        beat = (
+            'echo "$DISPATCH_HEARTBEAT_FILE" > "$1"; i=0; while [ "$i" -lt 13 ]; do i=$((i+1)); '
+            'echo "$i" > "$DISPATCH_HEARTBEAT_FILE"; sleep 0.2; done'
+        )
+        tid = dispatch.task_id()
+        impl.start(tid, ["sh", "-c", beat, "beater", str(note)], cwd=coarse / "work")
         poll = impl.wait_for_state(tid, TERMINAL, 25, interval=0.1)
         impl.run("stop", tid, strict=False)  # end it before the filesystem goes away
+        hb = note.read_text().strip() if note.exists() else None
     dispatch.require(
         hb and os.path.realpath(hb).startswith(os.path.realpath(coarse) + os.sep),
         "the heartbeat file must be under the state dir or $TMPDIR",

@@ -121,7 +121,7 @@ def test_frozen_server_supervisor_acts(dispatch: Ctx) -> None:
     from faults.procfault import ProcIdentity
     from faults.tmuxfault import freeze_server
 
-    life = 6.0
+    life = 8.0
     k = dispatch.knobs.but(max_lifetime=life)
     victim, elder = dispatch.agent("--work", "60"), dispatch.agent("--work", "60")
     tids = {"victim": dispatch.run_agent(victim)}
