@@ -276,16 +276,7 @@ class Wrapper:
         os.write(go_w, b"x")
         os.close(go_w)
         self.released = True
-        err = b""
-        while True:
-            try:
-                chunk = os.read(err_r, 4096)
-            except InterruptedError:
-                continue
-            if not chunk:
-                break
-            err += chunk
-        os.close(err_r)
+        err = _read_all(err_r)  # empty once the child exec'd (the pipe is close-on-exec)
         if err:
             self._wait_agent()
             self.finish(
@@ -515,6 +506,22 @@ class Wrapper:
             time.sleep(dl.cap(delay))
             delay = min(0.05, delay * 2)
         return False
+
+
+def _read_all(fd: int) -> bytes:
+    """Read a pipe to EOF and close it."""
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except InterruptedError:
+                continue
+            if not chunk:
+                return out
+            out += chunk
+    finally:
+        os.close(fd)
 
 
 def _drain(fd: int) -> None:
