@@ -119,6 +119,10 @@ def test_pid_reuse_is_not_the_agent(dispatch: Ctx) -> None:
             f"{poll.state!r} after {bound:.1f}s"
         )
         dispatch.latency("killed+recycled->terminal", poll.matched_at - t_kill)
+        assert poll.state != "hung", (
+            f"pid {start.pid} recycled by a look-alike was taken for the agent: declared hung (the "
+            "look-alike never beats) instead of crashed"
+        )
         assert poll.state in ("crashed", "failed"), f"state {poll.state!r}, expected crashed"
         # and it stays so: a terminal state is never left, even with the look-alike alive
         later = impl.wait_for_state(tid, LIVE, 1.0)
