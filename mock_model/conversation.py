@@ -59,8 +59,14 @@ class Conversation:
         return [t for turn in self.turns if turn.role == "user" for t in turn.texts]
 
     def user_turns(self) -> list[Turn]:
-        """User turns that carry text (tool-result-only turns are the agent's plumbing, not the user)."""
-        return [t for t in self.turns if t.role == "user" and t.texts and not t.tool_results]
+        """Turns the user typed: text, no tool results, and not only the agent's own context blocks
+        (Codex's `<environment_context>`, Claude's `<system-reminder>` travel as user text too)."""
+        return [
+            t
+            for t in self.turns
+            if t.role == "user" and t.texts and not t.tool_results
+            and any(not x.lstrip().startswith("<") for x in t.texts)
+        ]  # fmt: skip
 
     @property
     def last(self) -> Turn | None:

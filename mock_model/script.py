@@ -165,7 +165,8 @@ def history(marker: str = "HISTORY") -> Script:
         if side_traffic(conv):
             return Reply(text="ok")
         users = conv.user_turns()
-        first = users[0].texts[-1].strip()[:120] if users else ""
+        typed = [x for x in users[0].texts if not x.lstrip().startswith("<")] if users else []
+        first = typed[-1].strip()[:120] if typed else ""
         return Reply(text=f"{marker} turns={len(users)} first={first!r}")
 
     return script
