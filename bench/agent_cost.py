@@ -30,6 +30,7 @@ import psutil
 
 from bench.common import FAKE_AGENT, TMUX, VENV_BIN, new_id, wait_journal
 from conformance.isolation import Sandbox
+from runner.contract import reference_command
 from runner.procid import ProcessIdentity, descendants
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ class Tree:
         self.tmux("new-session", "-d", "-s", "holder", "sleep", "86400")  # a warm server, as in real use
 
     def cli(self, *args: str) -> list[str]:
-        return [PY, "-m", "runner.cli", *args]
+        return [*reference_command(installed=False), *args]  # the code at PYTHONPATH, not the installed one
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([TMUX, "-S", str(self.sb.socket), *args], env=self.env, capture_output=True,

@@ -244,11 +244,11 @@ def invoke(argv: list[str], env: Mapping[str, str], *, timeout: float, cwd: str 
 TMUX_MIN_VERSION = "3.2a"
 
 
-def reference_command() -> list[str]:
+def reference_command(installed: bool = True) -> list[str]:
     """How to run the reference as a contract command: the `dispatch` script beside this interpreter,
-    else `python -m runner.cli` (a checkout that was never pip-installed)."""
+    else (or with installed=False: the code on PYTHONPATH) `python -m runner.cli`."""
     script = Path(sys.executable).with_name("dispatch")
-    if script.exists():
+    if installed and script.exists():
         return [str(script)]
     return [sys.executable, "-m", "runner.cli"]
 

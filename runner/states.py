@@ -12,14 +12,12 @@ from runner import contract
 STARTING, RUNNING, STALLED = "starting", "running", "stalled"
 # Set by the agent front end (runner.agents) when the agent asks a question; the supervisor leaves it be.
 NEEDS_INPUT = "needs_input"
-SUCCEEDED, FAILED, CRASHED, HUNG, TIMED_OUT, STOPPED = (
-    "succeeded",
-    "failed",
-    "crashed",
-    "hung",
-    "timed_out",
-    "stopped",
-)
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CRASHED = "crashed"
+HUNG = "hung"
+TIMED_OUT = "timed_out"
+STOPPED = "stopped"
 NON_TERMINAL = contract.LIVE
 TERMINAL = contract.TERMINAL
 ALL = NON_TERMINAL | TERMINAL
