@@ -26,7 +26,8 @@ from runner.contract import (
 )
 
 # Suites with their own command line: `dispatch VERB ...` hands them the rest of argv.
-DELEGATED = {"conformance": "conformance.cli", "chaos": "chaos.cli", "containers": "containers.cli"}
+DELEGATED = {"conformance": "conformance.cli", "chaos": "chaos.cli", "containers": "containers.cli",
+             "mock-model": "mock_model.__main__"}  # fmt: skip
 VALUE_OPTS = (
     "--task-id",
     "--cwd",
