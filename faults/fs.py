@@ -173,9 +173,14 @@ def readonly_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
 # -- private /tmp --------------------------------------------------------------------------------
 
 
+def _real_tmp() -> str:
+    """/tmp resolved: on macOS (and the macos-like container) /tmp is a symlink to /private/tmp."""
+    return os.path.realpath("/tmp")
+
+
 def _under_tmp(path: str) -> str | None:
     real = os.path.realpath(path)
-    return real if real.startswith("/tmp/") else None
+    return real if real.startswith(_real_tmp() + "/") else None
 
 
 class PrivateTmp:
@@ -252,7 +257,7 @@ class PrivateTmp:
 
     def written(self) -> list[str]:
         """Paths (relative to /tmp) written to this /tmp, excluding the kept directories' mount points."""
-        kept = {os.path.relpath(k, "/tmp") for k in self._kept}
+        kept = {os.path.relpath(k, _real_tmp()) for k in self._kept}
         ancestors = {str(Path(k).parents[i]) for k in kept for i in range(len(Path(k).parents) - 1)}
         out = []
         for root, dirs, files in os.walk(self.host_dir):

@@ -29,7 +29,7 @@ def main(args: list[str]) -> int:
     host, keep, argv = args[0], args[1:sep], args[sep + 1 :]
     cwd = os.getcwd()
     fds = [(k, os.open(k, os.O_PATH | os.O_DIRECTORY)) for k in keep]  # reachable after /tmp is covered
-    bind(host, "/tmp")
+    bind(host, os.path.realpath("/tmp"))  # /private/tmp where /tmp is a symlink (macOS-like)
     for path, fd in fds:
         os.makedirs(path, exist_ok=True)
         bind(f"/proc/self/fd/{fd}", path)
