@@ -38,7 +38,7 @@ class Screen:
 
 SCREENS = (
     Screen("connectivity", r"Unable to connect to Anthropic services",
-           "Claude Code's first-run connectivity check failed (it exits)",
+           "Claude Code's first-run onboarding is not done (its connectivity check fails offline and it exits)",
            "mark onboarding done (hasCompletedOnboarding in ~/.claude.json) or " + OPT_IN),
     Screen("theme", r"(?i)choose the text style|Let's get started",
            "Claude Code's first-run theme picker", "complete onboarding once, or " + OPT_IN),
@@ -100,3 +100,24 @@ def preanswer(env: Mapping[str, str], cwd: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(cfg, indent=2) + "\n")
     return path
+
+
+def pending(env: Mapping[str, str], cwd: str) -> list[Screen]:
+    """The first-run screens Claude would still show for `cwd` with this config (what doctor reports)."""
+    try:
+        cfg = json.loads(config_path(env).read_text())
+        if not isinstance(cfg, dict):
+            cfg = {}
+    except (OSError, ValueError):
+        cfg = {}
+    by = {s.key: s for s in SCREENS}
+    out = []
+    if not cfg.get("hasCompletedOnboarding"):
+        out.append(by["connectivity"])
+    proj = (cfg.get("projects") or {}).get(os.path.realpath(cwd)) or {}
+    if not proj.get("hasTrustDialogAccepted"):
+        out.append(by["trust"])
+    key = env.get("ANTHROPIC_API_KEY")
+    if key and key[-20:] not in ((cfg.get("customApiKeyResponses") or {}).get("approved") or []):
+        out.append(by["api_key"])
+    return out
