@@ -20,11 +20,11 @@ from runner import faultpoint, states
 from runner.atomicio import write_json
 from runner.clock import Deadline, mono, wall
 from runner.procid import ProcessIdentity, kill_tree, reap_children
+from runner.resultfile import read_result, read_result_settled
 from runner.store import Store
 
 PR_SET_CHILD_SUBREAPER = 36
 HANDSHAKE_TIMEOUT = 60.0  # the starting CLI may be slow on a loaded machine
-RESULT_RETRIES = (0.025, 0.05, 0.1, 0.2)  # P5: a torn read is retried before it counts as invalid
 END_MARKER_WAIT = 2.0  # the log pipe must show progress at least this often while we wait for its ack
 END_MARKER_MAX = 20.0  # ... and ack within this, however busy the machine (P3, P14)
 LOGPIPE_START_WAIT = 10.0  # a log pipe asked for but not up yet (python start-up on a loaded machine)
@@ -47,34 +47,6 @@ def set_subreaper() -> bool:
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except Exception:
         return False
-
-
-def read_result(path: str) -> tuple[str, object]:
-    """One look at the result file: (absent|valid|invalid, value). Only a whole JSON document is valid."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return states.ABSENT, None
-    except OSError:
-        return states.INVALID, None
-    if not data.strip():
-        return states.INVALID, None
-    try:
-        return states.VALID, json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return states.INVALID, None
-
-
-def read_result_settled(path: str) -> tuple[str, object]:
-    """Read with backoff retries so a writer caught mid-write is not judged invalid too early (P5)."""
-    kind, value = read_result(path)
-    for delay in RESULT_RETRIES:
-        if kind != states.INVALID:
-            break
-        time.sleep(delay)
-        kind, value = read_result(path)
-    return kind, value
 
 
 def read_heartbeat(path: str) -> tuple[int, bytes] | None:
