@@ -136,7 +136,7 @@ def _decided_result(task: dict[str, Any], doc: dict[str, Any]) -> tuple[str, obj
     kind = doc.get("result_kind")
     if kind == states.VALID or (kind in (states.ABSENT, states.INVALID) and "exit_code" in doc):
         return kind, doc.get("result") if kind == states.VALID else None
-    from runner.wrapper import read_result_settled
+    from runner.resultfile import read_result_settled
 
     return read_result_settled(os.path.join(task["task_dir"], "result.json"))
 
