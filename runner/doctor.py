@@ -127,6 +127,8 @@ def check_agents(env: Mapping[str, str]) -> list[Check]:
         found = shutil.which(p.binary, path=path)
         if found:
             out.append(Check(f"agent {name}", OK, f"{p.binary} -> {found}"))
+            if p.first_run == "report":
+                out.extend(check_first_run(name, env))
         else:
             fix = p.install or f"install {p.description or name}"
             out.append(
@@ -135,6 +137,14 @@ def check_agents(env: Mapping[str, str]) -> list[Check]:
                 )
             )
     return out
+
+
+def check_first_run(name: str, env: Mapping[str, str]) -> list[Check]:
+    """Claude's first-run screens still ahead for this directory: each would stop an interactive run."""
+    from runner.agents import firstrun
+
+    return [Check(f"agent {name} first run", WARN, f"{s.what} (here: {os.getcwd()})", s.fix)
+            for s in firstrun.pending(env, os.getcwd())]  # fmt: skip
 
 
 def run_checks(env: Mapping[str, str] | None = None) -> list[Check]:
