@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import select
 import shlex
 import signal
 import subprocess
 import sys
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from runner import atomicio
 from runner.clock import Deadline
 from runner.procid import ProcessIdentity
 
+READY_S = 30.0  # the supervisor creates the session and pane (several tmux calls) before `start` answers
 STOP_WAIT_S = 30.0  # the peer escalates SIGINT 10 s -> SIGTERM 5 s -> SIGKILL 2 s by default
 
 
@@ -47,20 +50,38 @@ class LibtmuxEasyDriver(PeerDriver):
         proc = subprocess.Popen(
             [sys.executable, "-m", "implementations.libtmux_easy_adapter", "_supervise", str(spec)],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=open(spec.with_name("supervisor.log"), "wb"),
             start_new_session=True,
         )
         ident = ProcessIdentity.of(proc.pid)
         rec["supervisor"] = ident.to_json() if ident else None
+        # `start` answers only once the peer itself created the pane (or raised): one line on the pipe
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], READY_S)
+        line = proc.stdout.readline().decode("utf-8", "replace").strip() if ready else ""
+        proc.stdout.close()
+        if line != "ok":
+            if not ready and ident is not None:
+                ident.signal(signal.SIGKILL)
+                raise RuntimeError(f"the peer did not create the pane within {READY_S:g}s")
+            log = spec.with_name("supervisor.log").read_text(errors="replace").strip().splitlines()
+            raise RuntimeError(line or (log[-1] if log else "the supervisor exited before creating the pane"))
         return name
 
     def _status(self, rec: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            panes = json.loads((_files(rec["task_id"]) / "status.json").read_text())
-        except (OSError, ValueError):
-            return None
-        return panes[0] if panes else None
+        docs = {}
+        for name in ("final.json", "status.json"):  # the peer's final answer first, else its live file
+            try:
+                panes = json.loads((_files(rec["task_id"]) / name).read_text())
+            except (OSError, ValueError):
+                continue
+            if panes:
+                docs[name] = panes[0]
+        final, live = docs.get("final.json"), docs.get("status.json")
+        if final and live and not final.get("target_pids"):  # the peer drops the pid once the pane died
+            final["target_pids"] = live.get("target_pids")
+        return final or live
 
     def _supervisor_alive(self, rec: dict[str, Any]) -> bool:
         sup = rec.get("supervisor")
@@ -104,9 +125,6 @@ def supervise(spec_path: str) -> int:
     """The supervisor: holds the peer's TmuxSession for one task until the agent ends or stop asks."""
     spec = json.loads(Path(spec_path).read_text())
     rec, files = spec["rec"], Path(spec_path).parent
-    import_peer("libtmux-easy")
-    from libtmux_easy import tmux_lib
-
     wake = threading.Event()
     stopping = threading.Event()
 
@@ -119,21 +137,33 @@ def supervise(spec_path: str) -> int:
     # set_server() is the peer's socket option, but its stdlib helpers (dash/keys, close) run bare
     # `tmux` on $TMUX's server: the adapter routes those too (README, 'socket').
     route_tmux_via_env()
-    tmux_lib.set_server(**({"socket_path": sock} if sock else {}))
-    s = tmux_lib.TmuxSession.create(
-        spec["session"],
-        kill_existing=False,
-        env=spec["env"],
-        mode=tmux_lib.PANE_MODE_EXEC,
-        status_file=str(files / "status.json"),
-    )
-    s.new_window("agent")  # new_pane() goes in the window new_window() made last
-    pane = s.new_pane("agent", shlex.join(rec["argv"]), capture=rec["log_path"], start_directory=rec["cwd"])
-    s.watch_pane(pane, lambda status: wake.set())
+    try:
+        import_peer("libtmux-easy")
+        from libtmux_easy import tmux_lib
+
+        tmux_lib.set_server(**({"socket_path": sock} if sock else {}))
+        s = tmux_lib.TmuxSession.create(
+            spec["session"],
+            kill_existing=False,
+            env=spec["env"],
+            mode=tmux_lib.PANE_MODE_EXEC,
+            status_file=str(files / "status.json"),
+        )
+        s.new_window("agent")  # new_pane() goes in the window new_window() made last
+        pane = s.new_pane(
+            "agent", shlex.join(rec["argv"]), capture=rec["log_path"], start_directory=rec["cwd"]
+        )
+        s.watch_pane(pane, lambda status: wake.set())
+    except Exception as e:  # the peer's own refusal: `start` reports it as the peer's error
+        os.write(1, f"{type(e).__name__}: {' '.join(str(e).split())}"[:400].encode() + b"\n")
+        raise
+    os.write(1, b"ok\n")
     wake.wait()
     if stopping.is_set():
         s.stop_pane(pane)
     s.exit_status(pane)
+    # the peer's final answer, kept by the adapter before the peer's teardown rewrites its status file
+    atomicio.write_json(files / "final.json", [asdict(s.pane_status(pane))])
     s.kill()  # the peer's own teardown, as a script using it ends
     return 0
 
