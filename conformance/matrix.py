@@ -149,7 +149,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render(entries: Sequence[Entry], review: Review) -> str:
+def render(entries: Sequence[Entry], review: Review, note: str = "") -> str:
     """docs/implementations.md from the entries (and the hand review of each failure)."""
     names = [e.name for e in entries]
     out = [
@@ -162,6 +162,7 @@ def render(entries: Sequence[Entry], review: Review) -> str:
         "`adapter` after a result: the check is decided by something the adapter supplies (README), not by",
         "the peer. Each failure below was reviewed by hand against the peer's installed source.",
         "",
+        *([note, ""] if note else []),
         "## Implementations",
         "",
         "| implementation | release | smoke | MUST | duration |",
@@ -253,6 +254,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "dispatch conformance ma
     p.add_argument("-n", dest="workers", default="2", help="pytest-xdist workers per suite run (default 2)")
     p.add_argument("-k", dest="k", default=None, help="select checks (pytest -k)")
     p.add_argument("--level", choices=("must", "should"), default="must")
+    p.add_argument("--note", default="", help="a line about the run (machine, load) put on the page")
     try:
         o = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as e:
@@ -278,7 +280,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "dispatch conformance ma
         print(f"{e.name}: {head} [{time.monotonic() - t0:.0f} s]", flush=True)
     write_badges(entries, report_dir)
     if not o.no_doc:
-        Path(o.doc).write_text(render(entries, review))
+        Path(o.doc).write_text(render(entries, review, o.note))
         print(f"wrote {o.doc} and {report_dir}/badges/")
     broken = [e.name for e in entries if e.smoke is not None and not e.smoke.adapter_ok]
     return 3 if broken else 0

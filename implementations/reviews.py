@@ -159,6 +159,40 @@ _TMUX_KIT = {
     ),
 }
 
+_LE_LIB = f"{_LE}/tmux_lib.py"
+_LIBTMUX_EASY = {
+    "P05.partial-result.empty": ("peer lacks it", "libtmux-easy reads no result file: exit 0 = succeeded"),
+    "P05.partial-result.truncated": (
+        "peer lacks it",
+        "libtmux-easy reads no result file: exit 0 = succeeded",
+    ),
+    "P05.partial-result.chunked": ("peer lacks it", "libtmux-easy reads no result file: result null"),
+    "P05.result.complete": ("peer lacks it", "libtmux-easy reads no result file: result null"),
+    "P09.stop.kills-tree": (
+        "peer defect",
+        f"{_LE_LIB} _signal_pane_processes() signals the pane's current children (psutil); a double-forked "
+        "descendant, reparented away, survives stop_pane()",
+    ),
+    "P13.tmux-missing.refused": (
+        "peer defect",
+        "no tmux check: create() fails inside libtmux, reported as internal (exit 1)",
+    ),
+    "P13.tmux-too-old.refused": ("peer defect", "no tmux version check in create()/new_pane()"),
+    "P14.frozen-server.status-answers": (
+        "peer defect",
+        f"{_LE_LIB} is_running()/exit_status() resolve the pane and read pane_dead_status through tmux "
+        "(no timeout): with the server frozen the watcher records no exit",
+    ),
+    "EX.env.caller-not-server": (
+        "peer defect",
+        "env= becomes tmux -e on top of the server's environment, so server-only variables leak in",
+    ),
+    "EX.refusals.nothing-created": (
+        "peer defect",
+        "bad cwd accepted: start_directory goes to tmux unchecked",
+    ),
+}
+
 # bgtmux starts a shell with new-session, sets remain-on-exit, then respawn-pane -k's the command: under
 # load tmux 3.3a sometimes keeps neither pane_dead_status nor pane_dead_signal for a fast command, and
 # info() reports exit_code None (reproduced with 4 concurrent starts of `python -c 'raise SystemExit(0)'`).
@@ -178,6 +212,7 @@ def _bgtmux(check_id: str, message: str) -> tuple[str, str] | None:
 REVIEWS: dict[tuple[str, str], tuple[str, str]] = {
     **{("bgtmux", k): v for k, v in _BGTMUX.items()},
     **{("tmux-kit", k): v for k, v in _TMUX_KIT.items()},
+    **{("libtmux-easy", k): v for k, v in _LIBTMUX_EASY.items()},
 }
 
 
