@@ -1,0 +1,87 @@
+"""Pure parts of what the real CLIs taught us: first-run screens, TUI text via pyte, event folding, launcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from runner.agents import firstrun, screen, tee
+from runner.agents.launch import parse
+
+# the screens as Claude Code 2.1.332 drew them (captured from the real CLI against mock_model)
+CONNECTIVITY = (
+    " Unable to connect to Anthropic services\n Failed to connect to api.anthropic.com: ENOTFOUND\n"
+)
+TRUST = (" Quick safety check: Is this a project you created or one you trust? (Like your own code, a well-known\n"
+         " ❯ No, exit\n   Yes, I trust this folder\n Enter to confirm · Esc to cancel\n")  # fmt: skip
+READY = "────────\n❯  \n────────\n  ⏵⏵ auto mode on (shift+tab to cycle)\n"
+
+
+def test_first_run_screens_recognised_and_ready_is_not() -> None:
+    assert firstrun.recognise(CONNECTIVITY).key == "connectivity"  # type: ignore[union-attr]
+    assert firstrun.recognise(TRUST).key == "trust"  # type: ignore[union-attr]
+    assert firstrun.recognise(READY) is None
+    msg = firstrun.message(firstrun.SCREENS[2])
+    assert "trust" in msg and 'first_run = "preanswer"' in msg
+
+
+def test_preanswer_merges_and_pending_clears(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "ANTHROPIC_API_KEY": "sk-" + "k" * 40}
+    (tmp_path / ".claude.json").write_text(
+        json.dumps({"userID": "keep-me", "projects": {"/other": {"x": 1}}})
+    )
+    assert [s.key for s in firstrun.pending(env, str(tmp_path))] == ["connectivity", "trust", "api_key"]
+    firstrun.preanswer(env, str(tmp_path))
+    cfg = json.loads((tmp_path / ".claude.json").read_text())
+    assert cfg["userID"] == "keep-me" and cfg["projects"]["/other"] == {"x": 1}  # merged, never replaced
+    assert firstrun.pending(env, str(tmp_path)) == []
+    assert firstrun.pending(env, str(tmp_path / "elsewhere"))[0].key == "trust"  # only the run's cwd
+
+
+def test_tui_output_reads_as_text() -> None:
+    raw = b"\x1b[2J\x1b[3;2HUnable\x1b[3;9Hto\x1b[3;12Hconnect\x1b[3;20Hto\x1b[3;23HAnthropic"
+    assert "Unable to connect to Anthropic" in screen.render(raw)
+
+
+def test_event_folding_per_cli() -> None:
+    out = tee.Outcome()
+    for ev in ({"type": "item.completed", "item": {"type": "command_execution", "status": "failed", "exit_code": 1,
+                                                    "aggregated_output": "Read-only file system"}},
+               {"type": "item.completed", "item": {"type": "agent_message", "text": "done"}}):  # fmt: skip
+        tee.observe(ev, "codex", out)
+    assert out.last_message == "done" and "Read-only" in out.signals[0] and not out.failed
+    tee.observe({"type": "turn.failed", "error": {"message": "boom"}}, "codex", out)
+    assert out.failed
+    assert tee.thread_id_of({"type": "step_start", "sessionID": "ses_1"}, "opencode") == "ses_1"
+    assert tee.thread_id_of({"type": "session", "id": "p-1", "cwd": "/x"}, "pi") == "p-1"
+    pi = tee.Outcome()
+    tee.observe({"type": "message_end", "message": {"role": "assistant", "content": [{"type": "text", "text": "hi"}],
+                                                    "stopReason": "stop"}}, "pi", pi)  # fmt: skip
+    assert pi.last_message == "hi" and not pi.failed
+
+
+def test_tee_fails_a_turn_the_agent_reported_failed(tmp_path: Path) -> None:
+    child = (
+        "import json; print(json.dumps({'type': 'turn.failed', 'error': {'message': 'stream disconnected'}}))"
+    )
+    env = {**os.environ, "DISPATCH_RESULT_FILE": str(tmp_path / "r.json")}
+    cp = subprocess.run([sys.executable, "-m", "runner.agents.tee", "--kind", "codex", "--events", str(tmp_path / "e"),
+                         "--id-file", str(tmp_path / "id"), "--", sys.executable, "-c", child],
+                        env=env, capture_output=True, timeout=60)  # fmt: skip
+    assert cp.returncode == 1 and b"failed turn" in cp.stderr
+    assert "stream disconnected" in json.loads((tmp_path / "r.json").read_text())["failure_signals"][0]
+
+
+def test_launcher_sets_pwd_env_and_stdin(tmp_path: Path) -> None:
+    assert parse(["--set", "A=1", "--stdin-prompt", "--", "x"]) == (True, {"A": "1"}, False, ["x"])
+    assert parse(["--bogus", "--", "x"]) is None and parse(["--"]) is None
+    (tmp_path / "p").write_bytes(b"\tprompt\n")
+    child = "import os, sys; print(os.environ['PWD'], os.environ['A'], repr(sys.stdin.read()))"
+    env = {**os.environ, "PWD": "/somewhere/else", "DISPATCH_PROMPT_FILE": str(tmp_path / "p")}
+    cp = subprocess.run([sys.executable, "-m", "runner.agents.launch", "--stdin-prompt", "--set", "A=b c", "--",
+                         sys.executable, "-c", child], env=env, cwd=tmp_path, capture_output=True, text=True,
+                        timeout=60)  # fmt: skip
+    assert cp.stdout.split(" ", 1)[0] == str(tmp_path) and "b c '\\tprompt\\n'" in cp.stdout, cp.stderr
