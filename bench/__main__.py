@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
+AGENT_BEFORE = "41a408a"  # the last commit before the agent-layer redesign (issue 13)
 
 
 def _ints(text: str) -> list[int]:
@@ -65,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--only",
         default="start,detect,scale,idle_defaults,queue",
-        help="comma-separated parts: start,detect,scale,idle_defaults,queue,suite",
+        help="comma-separated parts: start,detect,scale,idle_defaults,queue,suite,agent (agent: the agent layer before/after, bench/agent_cost.py)",
+    )
+    p.add_argument(
+        "--agent-before",
+        default=AGENT_BEFORE,
+        metavar="REV",
+        help="the revision the agent part compares against (default: before the agent-layer redesign)",
     )
     p.add_argument("--from-json", default=None, metavar="FILE", help="only regenerate the page and plots")
     p.add_argument(
@@ -178,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
 
         log("queue: PostgreSQL across hosts vs sqlite on one")
         res["queue"] = queue_bench.run(q, log)
+    if "agent" in parts:
+        from bench import agent_cost
+
+        log(f"agent layer: before ({opts.agent_before}) and after, side by side")
+        res["agent"] = agent_cost.run(
+            opts.agent_before, 3 if q else 9, 4.0 if q else 10.0, 1 if q else 3, log
+        )
     if "suite" in parts:
         log("conformance suite cost")
         res["suite"] = suite.run(opts.suite_workers, log)
@@ -205,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     jp = json_dir / f"bench-{'quick' if q else 'full'}-{stamp}.json"
     jp.write_text(json.dumps(res, indent=1) + "\n")
     report.write(res, md_path, plot_dir)
+    if "agent" in res:  # its own section of the page, kept across report.write (bench/agent_cost.py)
+        from bench import agent_cost
+
+        agent_cost.save(res["agent"], out)
     if "queue" in res:  # its own section of the page (bench/queue.py)
         from bench import queue as queue_bench
 

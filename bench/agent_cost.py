@@ -9,7 +9,7 @@
 
 "before" is a git worktree of another revision (--before REV), "after" this checkout; each figure is
 measured for both in the same rounds (interleaved), so they see the same load on a shared machine.
-`python -m bench --only agent` runs it and writes bench/results/agent-cost.json beside the page.
+`python -m bench --only agent` runs it and writes docs/bench/agent-cost.json beside the page.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from runner.procid import ProcessIdentity, descendants
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 TARGETS = {"follow_cpu_pct": 0.5, "start_ratio": 2.0, "idle_uss_mib": 4.0}
-RESULT = REPO / "bench" / "results" / "agent-cost.json"
+RESULT = REPO / "docs" / "bench" / "agent-cost.json"  # committed: the page section is made from it
 
 
 def worktree(rev: str) -> Path:
@@ -244,7 +244,7 @@ def markdown(res: dict[str, Any]) -> str:
     lines = [
         f"Measured {res['started']} (`python -m bench --only agent`, before = `{res['before_rev']}`, after = "
         f"`{res['after_rev']}`), load average {res['loadavg_start'][0]:.1f} on {res['cores']} cores; "
-        "both versions interleaved in the same rounds. JSON: `bench/results/agent-cost.json`.",
+        "both versions interleaved in the same rounds. JSON: `docs/bench/agent-cost.json`.",
         "",
         "| figure | before | after | target | after vs target |",
         "|---|---|---|---|---|",
@@ -270,6 +270,15 @@ def write_page(res: dict[str, Any], page: Path) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     page.write_text(text)
+
+
+def save(res: dict[str, Any], out: Path | None = None) -> Path:
+    """The JSON (docs/bench/agent-cost.json, or OUT/agent-cost.json) and the page section."""
+    jp = (out / "agent-cost.json") if out else RESULT
+    jp.parent.mkdir(parents=True, exist_ok=True)
+    jp.write_text(json.dumps(res, indent=1) + "\n")
+    write_page(res, (out / "benchmarks.md") if out else REPO / "docs" / "benchmarks.md")
+    return jp
 
 
 def main(argv: list[str] | None = None) -> int:
