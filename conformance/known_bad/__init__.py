@@ -117,6 +117,7 @@ CRAFTED_CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "log_at_exit": ("P03.log.live",),
     "caller_pwd": ("EX.cwd.agent-pwd",),
     "lose_payload": ("P10.supervisor-lost.keeps-outcome",),
+    "own_socket": ("EX.socket.sessions-on-socket",),
 }
 
 
@@ -125,7 +126,7 @@ def _crafted() -> list[KnownBad]:
     from conformance.known_bad.crafted.panepid import FLAWS
 
     return [
-        KnownBad(f"panepid_{flaw}", "crafted", FLAWS[flaw], checks, False, crafted.impl(flaw))
+        KnownBad(f"panepid_{flaw}", "crafted", FLAWS[flaw], checks, flaw == "own_socket", crafted.impl(flaw))
         for flaw, checks in CRAFTED_CAUGHT_BY.items()
     ]
 

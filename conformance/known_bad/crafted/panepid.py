@@ -50,6 +50,7 @@ FLAWS = {
     "hardcoded_min": "declares tmux_min 3.0a but refuses every tmux below a hard-coded 3.2",
     "log_at_exit": "the log filter buffers everything and writes the log only when the pane closes",
     "caller_pwd": "the agent gets the caller's PWD (it does chdir to --cwd, PWD is left stale)",
+    "own_socket": "DISPATCH_TMUX_SOCKET is ignored: sessions live on a socket under the state dir",
     "lose_payload": "recovery after the monitor died records the outcome without result/exit code",
 }
 FLAW = ""
@@ -92,6 +93,8 @@ def tasks_dir() -> Path:
 
 def socket_args() -> list[str]:
     sock = os.environ.get("DISPATCH_TMUX_SOCKET") or str(state_dir() / "pp.sock")
+    if FLAW == "own_socket":
+        sock = str(state_dir() / "pp.sock")
     if len(sock) > 100:
         return ["-L", "pp-" + hashlib.sha256(sock.encode()).hexdigest()[:12]]
     return ["-S", sock]
