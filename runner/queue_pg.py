@@ -32,7 +32,7 @@ from runner.queue import QUEUED, RUNNING, STATES, Item, QueueError
 
 CHANNEL = "dispatch_queue"
 NOW = "extract(epoch from clock_timestamp())::double precision"
-LOST_BACKOFF_S = 1.0  # first re-queue after a lost host; doubled per loss, capped below
+LOST_BACKOFF_S = 1.0  # a first host loss re-queues at once (the host died, not the task); then 1 s, 2 s, ...
 LOST_BACKOFF_CAP_S = 30.0
 LOST_RETRIES = 3  # host losses a task survives before it is marked lost
 
@@ -403,7 +403,9 @@ class PgQueue:
                     )
                     self._event(cur, it.key, "lost", "done", worker=worker, fence=it.fence, detail=why)
                     continue
-                backoff = min(LOST_BACKOFF_CAP_S, LOST_BACKOFF_S * 2**it.losses)
+                backoff = (
+                    0.0 if it.losses == 0 else min(LOST_BACKOFF_CAP_S, LOST_BACKOFF_S * 2 ** (it.losses - 1))
+                )
                 cur.execute(
                     f"UPDATE dispatch_queue SET state = 'queued', not_before = {NOW} + %s, lease_until = NULL,"
                     " losses = losses + 1, error = %s WHERE id = %s",

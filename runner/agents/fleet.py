@@ -125,6 +125,19 @@ class FleetWorkers(Workers):
             req.native_id, req.prompt = item.native_id, profile.resume_prompt.encode()
         return req
 
+    def _launch(self, item: Item) -> None:
+        """Start unless fenced meanwhile (a slow claim or start); stop at once if fenced during the start."""
+        c = self._claims.get(item.key)
+        if c is not None and c.fenced:
+            self._errors[item.key] = runs.RunError("fenced", c.fenced, 1)
+            return
+        super()._launch(item)
+        if c is not None and c.fenced:
+            try:
+                self.runner.stop(item.task_id or "")
+            except RunnerError:
+                pass
+
     def claim_all(self) -> int:
         n = 0
         while not self.stop.is_set():
