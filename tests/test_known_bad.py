@@ -129,7 +129,7 @@ def test_lifecycle_still_works(sandbox: Sandbox, name: str) -> None:
     else:
         assert (t["state"], t["exit_code"]) == ("succeeded", 0), t
     stop(sandbox, impl, "life")
-    if name == "no_pipe_cleanup":
+    if name == "no_pipe_cleanup" or name == "panepid_own_socket":  # the flaw leaves its server/pipe
         drain_leaks(sandbox)
 
 
