@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         res["agent"] = agent_cost.run(
             opts.agent_before, 3 if q else 9, 4.0 if q else 10.0, 1 if q else 3, log
         )
+        if parts == {"agent"} and not opts.reuse:  # only this section of the page changes
+            log(f"wrote {agent_cost.save(res['agent'], out)} and its section of {md_path}")
+            return 0
     if "suite" in parts:
         log("conformance suite cost")
         res["suite"] = suite.run(opts.suite_workers, log)

@@ -254,6 +254,18 @@ def markdown(res: dict[str, Any]) -> str:
             st["after"]["ratio"], TARGETS["start_ratio"]),
         row("supervision memory per idle agent, MiB USS", " MiB", me["before"]["uss_mib_per_agent"],
             me["after"]["uss_mib_per_agent"], TARGETS["idle_uss_mib"]),
+        "",
+        "What moved the followed run: `run` calls the reference in-process (it used to start a Python process "
+        "per verb, including every 0.5 s `wait`), the follow step sleeps on the supervisor's pidfd, and the "
+        "screen is captured only when the pane's log or Claude's attention file changed.",
+        "",
+        "Not met, and why: `start` and idle memory are the supervisor's costs (runner/wrapper.py, "
+        "runner/logpipe.py), which the agent-layer redesign did not change. Start pays three interpreter "
+        "starts in sequence (the CLI, the in-pane wrapper, the agent); the floor pays one. Memory is one "
+        "Python wrapper plus one Python log pipe per agent (≈8 MiB USS each). Closing both needs a "
+        "long-lived per-server supervisor that forks (not execs) a small per-task supervisor, and a log "
+        "pipe that is not a Python process (tmux `pipe-pane` into a file directly, or one shared pipe per "
+        "server).",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
 
