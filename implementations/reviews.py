@@ -139,14 +139,16 @@ _TMUX_KIT = {
         "under 4 concurrent starts (adapter side), not the peer",
     ),
     "P11.long-state-dir.default-socket": (
-        "adapter mistake",
-        "the adapter put the peer's socket dir under a long state dir (sun_path overflow); fixed: with "
-        "$DISPATCH_TMUX_SOCKET unset the peer keeps its own default",
+        "wrong verdict",
+        "first run: adapter mistake (it put the peer's socket dir under the long state dir; fixed, the peer "
+        "now keeps its default). Now the task starts and the check fails on state 'crashed' (the peer's lost "
+        "outcome, P10) instead of blocking on that precondition",
     ),
     "P13.tmux-missing.refused": (
-        "adapter mistake",
-        "the peer does refuse ('Command not found: tmux') but the adapter reported it as internal; fixed: "
-        "now tmux_missing, exit 3",
+        "peer defect",
+        "first run: adapter mistake (the peer's 'Command not found: tmux' was reported as internal; fixed: "
+        f"tmux_missing, exit 3). Now fails because {_TK}/spawn.py prints its own multi-line diagnostics "
+        "(PATH dump, cgroup self-test) on stderr: not one line",
     ),
     "P13.tmux-too-old.refused": ("peer defect", "start() checks no tmux version (only doctor() reports it)"),
     "P14.frozen-server.status-answers": (
