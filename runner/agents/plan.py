@@ -1,8 +1,9 @@
 """Turn (profile, mode, prompt, model, extra args) into the exact argv the runner will execute.
 
 Pure: no files are written here, so the whole decision can be unit-tested and a refused run creates
-nothing. The helpers it may put in front of the agent are ours and tiny: `runner.agents.tee` (Codex
-JSONL events -> heartbeat + thread id) and `runner.agents.launch` (prompt on stdin, then exec: same PID).
+nothing. The helpers put in front of the agent are ours and tiny: `runner.agents.launch` for every agent
+(PWD = --cwd, the profile's env, the prompt on stdin, then exec: same PID) and `runner.agents.tee` for
+JSON-event agents (Codex, OpenCode, Pi: heartbeat, native session id, result, failure signals).
 """
 
 from __future__ import annotations
