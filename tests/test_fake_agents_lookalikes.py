@@ -121,7 +121,7 @@ def test_claude_print_mode_hooks_resume_continue(fx, sandbox):
     assert [h["hook_event"] for h in hooks] == ["PostToolUse", "Stop"] and all(h["code"] == 0 for h in hooks)
     payload = json.loads(post.read_text().splitlines()[0])
     assert payload["session_id"] == sid and payload["tool_name"] == "Bash"
-    assert payload["hook_event_name"] == "PostToolUse" and payload["cwd"] == str(sandbox.workdir)
+    assert payload["hook_event_name"] == "PostToolUse" and payload["cwd"] == os.path.realpath(sandbox.workdir)
     assert json.loads(stop.read_text())["hook_event_name"] == "Stop"
     # --continue picks the last session in this cwd; --resume ID uses ID; JSON output carries it
     cp = sh(env, "claude", "-p", "--continue", "--output-format", "json", input=b"more", cwd=sandbox.workdir)

@@ -61,7 +61,7 @@ def test_succeeded_records_agent_pid_env_argv_and_prompt(sandbox):
     assert t["wrapper_pid"] == env["_ppid"]
     assert t["argv"] == argv and env["_argv"][1:] == argv[3:]
     assert t["model"] == "sonnet" and t["label"] == "a label with spaces ✓"
-    assert env["_cwd"] == str(sandbox.workdir)
+    assert env["_cwd"] == os.path.realpath(sandbox.workdir)  # getcwd() is physical: /private/tmp on macOS
     assert env["CALLER_ONLY"] == "yes"  # the start call's environment, not the tmux server's
     assert env["DISPATCH_TASK_ID"] == "ok-1" and env["DISPATCH_MODEL"] == "sonnet"
     assert bytes.fromhex(env["_prompt"]) == raw and env["_prompt_mode"] == "0o600"
