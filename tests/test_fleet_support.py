@@ -39,6 +39,11 @@ def can_netns() -> str | None:
         return "needs root for ip netns"
     if shutil.which("ip") is None:
         return "iproute2 (ip) missing"
+    probe = f"dkprobe{secrets.token_hex(3)}"
+    cp = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=30)
+    if cp.returncode != 0:  # e.g. a container without CAP_SYS_ADMIN
+        return f"cannot create a network namespace: {cp.stderr.strip()[:120]}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
     return None
 
 
