@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -136,12 +137,14 @@ def host_death(fleet: Any, lease: float, runs: int, log: Callable[[str], None]) 
     from fake_agents import journal
     from runner.queue_pg import PgQueue
 
-    out = []
+    out: list[float] = []
+    keep: list[Path] = []  # the journals' dirs, removed at the end
     q = PgQueue(fleet.admin_url, host="bench", lease_s=lease)
     for r in range(runs):
         with q._tx() as cur:
             cur.execute("TRUNCATE dispatch_queue, dispatch_queue_events")
         j = Path(tempfile.mkdtemp(prefix="dk-bq-")) / "j.jsonl"
+        keep.append(j.parent)
         argv = [sys.executable, "-m", "fake_agents.generic", "--journal", str(j), "--work", "60"]
         q.add(f"d{r}", {**SPEC, "extra": argv, "mode": None}, b"p")
         for h in fleet.hosts:
@@ -165,6 +168,8 @@ def host_death(fleet: Any, lease: float, runs: int, log: Callable[[str], None]) 
         for h in fleet.hosts:
             h.kill()
     q.close()
+    for d in keep:
+        shutil.rmtree(d, ignore_errors=True)
     return {"lease_s": lease, "target_s": lease + 5.0, **summary(out), "loadavg": list(os.getloadavg())}
 
 
