@@ -80,7 +80,7 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "result_preview": ("P05.result.complete",),
     "prefix_reaper": ("P07.foreign-session.untouched",),
     "label_unchecked": ("P07.label.control-refused",),
-    "label_as_name": ("P07.label.hostile", "P07.label.collision"),
+    "label_as_name": ("P07.label.hostile",),
     "prompt_stripped": ("P08.prompt.byte-for-byte",),
     "no_lifetime": ("P09.max-lifetime.timed-out",),
     "long_socket_path": ("P11.long-state-dir.default-socket",),
@@ -119,6 +119,7 @@ CRAFTED_CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "caller_pwd": ("EX.cwd.agent-pwd",),
     "lose_payload": ("P10.supervisor-lost.keeps-outcome",),
     "own_socket": ("EX.socket.sessions-on-socket",),
+    "name_from_label": ("P07.label.collision",),
 }
 
 

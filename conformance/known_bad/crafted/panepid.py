@@ -50,6 +50,8 @@ FLAWS = {
     "hardcoded_min": "declares tmux_min 3.0a but refuses every tmux below a hard-coded 3.2",
     "log_at_exit": "the log filter buffers everything and writes the log only when the pane closes",
     "caller_pwd": "the agent gets the caller's PWD (it does chdir to --cwd, PWD is left stale)",
+    "name_from_label": "the session id is a hash of the label (of the task id when none): same label, "
+    "same session name",
     "own_socket": "DISPATCH_TMUX_SOCKET is ignored: sessions live on a socket under the state dir",
     "lose_payload": "recovery after the monitor died records the outcome without result/exit code",
 }
@@ -418,6 +420,8 @@ def start(args: list[str]) -> dict[str, Any]:
     event(tid, "starting", None)
     for _ in range(20):
         name = PREFIX + secrets.token_hex(6)
+        if FLAW == "name_from_label":
+            name = PREFIX + hashlib.sha256((o["label"] or tid).encode()).hexdigest()[:12]
         r = tmux(
             "new-session", "-d", "-s", name, "-x", "200", "-y", "50", "-c", o["cwd"],
             "-P", "-F", "#{pane_id} #{pane_pid}", "--", *gate_argv(tid), timeout=10,
