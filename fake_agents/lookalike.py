@@ -69,6 +69,22 @@ def read_stdin_prompt() -> bytes:
     return sys.stdin.buffer.read()
 
 
+def ask_or_read(agent: Agent, prompt_source: str) -> str | None:
+    """The batch CLIs' answer to --ask: with the prompt on stdin nobody can answer on the terminal, so
+    (as the real `-p`/`exec`/`run` do) the question is the turn's final message; returns it, or None.
+    --read-paste still reads the terminal when stdin is one."""
+    o = agent.opts
+    if o.read_paste and os.isatty(0):
+        agent.read_paste()
+    if not o.ask:
+        return None
+    if prompt_source != "stdin" and os.isatty(0):
+        agent.interact()
+        return None
+    agent.journal.write("question", text=o.ask, answerable=False)
+    return o.ask
+
+
 def batch_turn(agent: Agent, kind: str, session: str, words: list[str]) -> int:
     """One prompt from argv words (or stdin), worked on and answered: the batch CLIs' whole run."""
     if words:
@@ -77,9 +93,9 @@ def batch_turn(agent: Agent, kind: str, session: str, words: list[str]) -> int:
         prompt, source = read_stdin_prompt(), "stdin"
     agent.record_prompt(prompt, source)
     agent.emit_outputs()
-    agent.interact()
+    question = ask_or_read(agent, source)
     agent.work()
-    text = reply(kind, prompt)
+    text = question or reply(kind, prompt)
     agent.line(text)
     agent.journal.write("turn", n=1, session_id=session, reply=text)
     agent.finish()
