@@ -95,7 +95,8 @@ def test_a_killed_host_s_tasks_run_elsewhere(fleet: Fleet, q: PgQueue, tmp_path:
     rows = {i.key: i for i in q.list()}
     again = []
     for key in held:
-        assert rows[key].losses == 1 and rows[key].host != victim.name, rows[key]
+        # losses may exceed 1 under load: a slow renewal self-fences a later attempt too
+        assert rows[key].losses >= 1 and rows[key].host != victim.name, rows[key]
         assert rows[key].outcome == OUTCOME[int(key[1:]) % 4], rows[key]
         again.append(runs[key][-1][0] - killed_at)
     assert max(again) < LEASE + 15.0, again  # target lease + 5 s: measured by `python -m bench queue`
