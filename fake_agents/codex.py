@@ -2,7 +2,9 @@
 
 With --json it prints Codex's JSONL events (thread.started with thread_id, turn.started,
 item.completed with an agent_message, turn.completed or turn.failed) on stdout; without it, progress on
-stderr and the final message on stdout, as the real one does. Generic faults from FAKE_AGENT_FLAGS.
+stderr and the final message on stdout, as the real one does. The prompt is `-` (or no words): stdin.
+An --ask question cannot be answered in `exec`: it becomes the agent_message, as with the real one.
+Generic faults from FAKE_AGENT_FLAGS.
 """
 
 from __future__ import annotations
@@ -81,12 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     info(f"user\n{prompt.decode('utf-8', 'replace')}\n")
     event({"type": "turn.started"})
     agent.emit_outputs()
-    agent.interact()
+    question = lookalike.ask_or_read(agent, source)
     event(
         {"type": "item.completed", "item": {"id": "item_0", "type": "reasoning", "text": "**Working on it**"}}
     )
     agent.work()
-    text = lookalike.reply(KIND, prompt)
+    text = question or lookalike.reply(KIND, prompt)
     agent.write_result()
     event({"type": "item.completed", "item": {"id": "item_1", "type": "agent_message", "text": text}})
     if agent.opts.exit_code == 0:
