@@ -54,19 +54,26 @@ RESULT = {"answer": 42, "kept": "through a supervisor's death"}
     needs=("reap",),
 )
 def test_recovery_keeps_the_outcome(dispatch: Ctx) -> None:
-    # (a) a complete result is written and the agent lingers: the supervisor is killed right then,
-    #     inside the grace in which it would decide completed_by_result
+    # a long grace and no heartbeat timing: the supervisor cannot decide before it is killed, however
+    # loaded the machine (the kill is the deterministic point, not a race)
+    dispatch.set_knobs(stale=0, grace=30)
+    # (b) the agent exits 3 after its supervision is gone
+    quitter = dispatch.agent("--work", "6.0", "--exit", "3")
+    b = dispatch.run_agent(quitter)
+    # (a) a complete result is written and the agent lingers: the supervision is killed right then,
+    #     inside the grace after which it would decide completed_by_result
     lingerer = dispatch.agent("--result", json.dumps(RESULT), "--result-mode", "atomic", "--result-at", "0.2",
                               "--work", "60")  # fmt: skip
     a = dispatch.run_agent(lingerer)
-    # (b) the agent exits 3 after its supervisor is gone
-    quitter = dispatch.agent("--work", "2.0", "--exit", "3")
-    b = dispatch.run_agent(quitter)
-    lingerer.wait_for("result", 15)
     quitter.wait_for("start", 15)
-    agents = tuple(p.pid for agent in (lingerer, quitter) for p in agent.processes())
-    supervision(dispatch, lingerer, exclude=agents).signal(signal.SIGKILL)  # both tasks', at this point
-    wait_until(lambda: not quitter.processes(), 15)  # exit 3 at 2 s (or SIGHUP with its pane's process)
+    lingerer.wait_for("result", 15)
+    dispatch.require(
+        quitter.processes(),
+        "the exit-3 agent must still run when the supervision is killed",
+        "P10.exit-recorded",
+    )
+    _kill_supervision(dispatch, lingerer, quitter)  # both tasks' supervision, right at the result
+    wait_until(lambda: not quitter.processes(), 15)  # exit 3 at 6 s (or SIGHUP with its pane's process)
     dispatch.impl.reap()
     for tid, what in ((a, "a complete result then lingering"), (b, "exit 3")):
         task = dispatch.impl.wait(tid, 15)
@@ -86,3 +93,9 @@ def test_recovery_keeps_the_outcome(dispatch: Ctx) -> None:
     assert task["state"] != "succeeded", f"exit 3 was recovered as succeeded ({task['reason']!r})"
     if task["state"] == "failed" and task["reason"] != "invalid_result":
         assert task["exit_code"] == 3, f"exit 3 recovered as failed with exit_code {task['exit_code']!r}"
+
+
+def _kill_supervision(dispatch: Ctx, agent, other) -> None:
+    """SIGKILL every supervising process of the sandbox now (the other agent's tree is spared)."""
+    spare = tuple(p.pid for p in other.processes())
+    supervision(dispatch, agent, exclude=spare).signal(signal.SIGKILL)
