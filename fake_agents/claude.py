@@ -2,7 +2,8 @@
 
 Interactive (default): banner after FAKE_CLAUDE_STARTUP_S, an input box in raw mode with bracketed
 paste on, Enter (CR) submits, a spinner for FAKE_CLAUDE_WORK_S, an optional y/N permission question
-(FAKE_CLAUDE_ASK=1), then back to the input box. ``-p`` prints one answer and exits. ``--settings FILE``
+(FAKE_CLAUDE_ASK=1), then back to the input box. ``-p`` reads the prompt from stdin (or argv), prints
+one answer and exits; an --ask question there is the turn's final message (nobody can answer it). ``--settings FILE``
 hooks (PostToolUse, Stop) run as ``sh -c`` with the hook JSON on stdin, like the real one.
 Generic faults come from FAKE_AGENT_FLAGS; everything is journaled (FAKE_AGENT_JOURNAL).
 """
@@ -138,7 +139,7 @@ class Claude:
 
     # -- one turn ----------------------------------------------------------------------------------
 
-    def turn(self, prompt: bytes, tui: bool) -> str:
+    def turn(self, prompt: bytes, tui: bool, question: str | None = None) -> str:
         """Work on one prompt: spinner, optional permission question, tool uses + hooks, reply, Stop."""
         self.turns += 1
         self.log_transcript("user", prompt.decode("utf-8", "replace"))
@@ -168,10 +169,12 @@ class Claude:
                     "PostToolUse", {"tool_name": tool, "tool_input": tin, "tool_response": tres}, tool
                 )
         text = lookalike.reply(KIND, prompt) if allowed else "Permission denied; I did nothing."
+        if question:
+            text = question
         self.log_transcript("assistant", text)
         if tui:
             self.out(f"\r\n{ORANGE}⏺{RESET} {text}\r\n\r\n")
-        self.run_hooks("Stop", {"stop_hook_active": False})
+        self.run_hooks("Stop", {"stop_hook_active": False, "last_assistant_message": text})
         if self.turns == 1:
             self.agent.write_result()
         self.agent.journal.write("turn", n=self.turns, session_id=self.session_id, reply=text)
@@ -249,20 +252,21 @@ class Claude:
         self.out(f"{ORANGE}╰{'─' * inner}╯{RESET}\r\n\r\n")
 
     def draw_box(self, shown: str) -> None:
-        """The input box; the cursor is left on its middle line after the text."""
-        inner = self.cols - 2
-        text = shown[-(inner - 4) :] if len(shown) > inner - 4 else shown
-        self.out(f"{DIM}╭{'─' * inner}╮{RESET}\r\n")
-        self.out(f"{DIM}│{RESET} > {text}{' ' * max(0, inner - 3 - len(text))}{DIM}│{RESET}\r\n")
-        self.out(f"{DIM}╰{'─' * inner}╯{RESET}\r\n")
+        """Claude 2.1's input: `❯` between two rules; the cursor is left on the `❯` line after the text."""
+        text = self._fit(shown)
+        self.out(f"{DIM}{'─' * self.cols}{RESET}\r\n")
+        self.out(f"❯ {text}\r\n")
+        self.out(f"{DIM}{'─' * self.cols}{RESET}\r\n")
         self.out(f"  {DIM}? for shortcuts{RESET}")
-        self.out(f"\x1b[2A\r\x1b[{4 + len(text)}C")
+        self.out(f"\x1b[2A\r\x1b[{2 + len(text)}C")
+
+    def _fit(self, shown: str) -> str:
+        room = self.cols - 4
+        return shown[-room:] if len(shown) > room else shown
 
     def redraw_line(self, shown: str) -> None:
-        inner = self.cols - 2
-        text = shown[-(inner - 4) :] if len(shown) > inner - 4 else shown
-        self.out(f"\r\x1b[2K{DIM}│{RESET} > {text}{' ' * max(0, inner - 3 - len(text))}{DIM}│{RESET}")
-        self.out(f"\r\x1b[{4 + len(text)}C")
+        text = self._fit(shown)
+        self.out(f"\r\x1b[2K❯ {text}")
 
     def interactive(self) -> None:
         try:
@@ -343,8 +347,9 @@ class Claude:
         else:
             prompt, source = lookalike.read_stdin_prompt(), "stdin"
         self.agent.record_prompt(prompt, source)
-        self.agent.interact()
-        text = self.turn(prompt, tui=False)
+        # -p has no one to ask: like the real one, a question ends the turn as its final message
+        question = lookalike.ask_or_read(self.agent, source)
+        text = self.turn(prompt, tui=False, question=question)
         if self.args.output_format == "text":
             self.agent.line(text)
         else:

@@ -34,6 +34,9 @@ CASES = [
     ("pi", []),
 ]
 IDS = ["claude-interactive", "claude-batch", "codex", "opencode", "pi"]
+TEED = ("codex", "opencode", "pi")  # run in JSON-event mode under runner.agents.tee
+BATCH = [c for c in CASES if "--interactive" not in c[1]]
+BATCH_IDS = [i for i, c in zip(IDS, CASES, strict=True) if "--interactive" not in c[1]]
 
 
 class Env:
@@ -95,14 +98,21 @@ def test_prompt_submitted_completed_with_result(fx: Env, agent: str, opts: list[
     assert hashlib.sha256(PROMPT).hexdigest() in prompt_digests(fx.events())
     assert not (fx.sb.workdir / "pwned").exists()
     start = journal.first(fx.events(), "start")
-    assert start.pid == doc["agent_pid"] or agent == "codex"  # codex runs under our tee
+    assert start.pid == doc["agent_pid"] or agent in TEED  # those run under our tee
+    if agent == "opencode":  # it works in $PWD: the launcher makes that --cwd
+        assert (
+            os.path.realpath(start["pwd"])
+            == os.path.realpath(start["cwd"])
+            == os.path.realpath(fx.sb.workdir)
+        )
     if agent == "claude":
         assert doc["result"]["agent"] == "claude" and doc["result"]["session_id"]
         assert doc["agent"]["native_id"] == doc["result"]["session_id"]
     if "--interactive" in opts:
         assert doc["agent"]["delivery"]["ok"], doc["agent"]
-    if agent == "codex":
-        assert doc["agent"]["native_id"], doc["agent"]
+    if agent in TEED:
+        assert doc["agent"]["native_id"] == start["session_id"], doc["agent"]
+        assert doc["result"]["last_message"].startswith(f"fake {agent} finished"), doc["result"]
 
 
 @pytest.mark.parametrize(("agent", "opts"), CASES, ids=IDS)
@@ -128,7 +138,19 @@ def test_resume_uses_the_agents_own_id(fx: Env, agent: str, opts: list[str]) -> 
     assert len(starts) == 2
 
 
-@pytest.mark.parametrize(("agent", "opts"), CASES, ids=IDS)
+@pytest.mark.parametrize(("agent", "opts"), BATCH, ids=BATCH_IDS)
+def test_batch_question_becomes_the_result(fx: Env, agent: str, opts: list[str]) -> None:
+    """The prompt came on stdin, so nobody can answer on the terminal: like the real -p/exec/run, the
+    question ends the turn as its final message and the run succeeds with it as the result."""
+    rc, doc = fx.run(agent, opts, flags="--ask 'QUESTION: may I run the migrations?'")
+    assert rc == 0 and doc["state"] == "succeeded", doc
+    assert "may I run the migrations" in doc["result"]["last_message"], doc["result"]
+    asked = journal.all_of(fx.events(), "question")
+    assert asked and asked[0]["answerable"] is False
+    assert not [e for e in journal.all_of(fx.events(), "input") if e.get("kind") == "answer"]
+
+
+@pytest.mark.parametrize(("agent", "opts"), [("claude", ["--interactive"])], ids=["claude-interactive"])
 def test_question_detected_and_answered(fx: Env, agent: str, opts: list[str]) -> None:
     note = fx.sb.root / "note.json"
     env = dict(fx.env, FAKE_AGENT_FLAGS="--ask 'QUESTION: may I run the migrations?'")

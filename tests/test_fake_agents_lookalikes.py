@@ -75,7 +75,7 @@ def test_claude_tui_banner_and_tmux_paste_in_a_real_pane(fx, sandbox):
         pids.append((st.pid, st["start_ticks"]))
         assert st["mode"] == "interactive" and st["model"] == "opus"
         screen = tm("capture-pane", "-p", "-t", pane)
-        assert "Welcome to Claude Code" in screen and ready["session_id"] in screen and "│ >" in screen
+        assert "Welcome to Claude Code" in screen and ready["session_id"] in screen and "❯" in screen
         text = "first line\nsecond 'quoted' \"$(touch pwned)\" `id`\n\ttab ünïcødé ✓ end".encode()
         tm("load-buffer", "-b", "dkfa", "-", input=text)
         tm("paste-buffer", "-p", "-r", "-d", "-b", "dkfa", "-t", pane)
