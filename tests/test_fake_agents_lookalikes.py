@@ -221,3 +221,54 @@ def test_journal_reader_tolerates_torn_line_and_wait_for_times_out(tmp_path):
     with pytest.raises(TimeoutError):
         wait_for(p, "heartbeat", 0.05, count=2)
     assert journal.read(Path(tmp_path / "missing")) == []
+
+
+def _tee_view(stdout: bytes, kind: str):
+    """What runner.agents.tee reads from these events: (session id, outcome) — the real CLIs' shapes."""
+    from runner.agents import tee
+
+    out = tee.Outcome()
+    ids = []
+    for line in stdout.splitlines():
+        ev = json.loads(line)
+        tee.observe(ev, kind, out)
+        if (tid := tee.thread_id_of(ev, kind)) is not None:
+            ids.append(tid)
+    return ids, out
+
+
+@pytest.mark.parametrize(
+    ("kind", "argv", "resume"),
+    [
+        ("opencode", ["opencode", "run", "--format", "json", "--auto"], ["-s"]),
+        ("pi", ["pi", "-p", "--mode", "json"], ["--session"]),
+        (
+            "codex",
+            ["codex", "exec", "--json", "--skip-git-repo-check", "--sandbox", "workspace-write", "-"],
+            None,
+        ),
+    ],
+)
+def test_json_events_as_the_profiles_run_them(fx, sandbox, kind, argv, resume):
+    """Prompt on stdin (a leading `-`/`@` is data), the session id, final message and a failed turn as
+    runner.agents.tee parses them; resume by the agent's own flag keeps the id."""
+    env, _, j = fx
+    prompt = b"-x @file\n\tTAB $(touch CANARY)"
+    cp = sh(env, *argv, input=prompt, cwd=sandbox.workdir)
+    assert cp.returncode == 0, cp.stderr
+    ids, out = _tee_view(cp.stdout, kind)
+    assert len(ids) >= 1 and len(set(ids)) == 1 and not out.failed and not out.signals
+    assert out.last_message and out.last_message.startswith(f"fake {kind} finished")
+    p = journal.all_of(journal.read(j), "prompt")[-1]
+    assert p["source"] == "stdin" and p["sha256"] == hashlib.sha256(prompt).hexdigest()
+    assert not (sandbox.workdir / "CANARY").exists()
+    if resume:
+        cp = sh(env, *argv, *resume, ids[0], input=b"more", cwd=sandbox.workdir)
+        assert cp.returncode == 0 and _tee_view(cp.stdout, kind)[0][0] == ids[0]
+    cp = sh(dict(env, FAKE_AGENT_FLAGS="--exit 3"), *argv, input=b"x", cwd=sandbox.workdir)
+    ids, out = _tee_view(cp.stdout, kind)
+    assert cp.returncode == 3 and out.failed and out.signals, out
+    cp = sh(
+        dict(env, FAKE_AGENT_FLAGS="--ask 'QUESTION: red or blue?'"), *argv, input=b"x", cwd=sandbox.workdir
+    )
+    assert cp.returncode == 0 and _tee_view(cp.stdout, kind)[1].last_message == "QUESTION: red or blue?"
