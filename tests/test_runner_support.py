@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.isolation import Sandbox
+from runner.contract import invoke, reference_command
 
 PY = sys.executable
 REPO = str(Path(__file__).resolve().parent.parent)
@@ -31,20 +32,17 @@ class Res:
 def dispatch(
     sb: Sandbox, verb: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> Res:
-    """Run `python -m runner.cli VERB --json ARGS...` in the sandbox environment."""
+    """Run `python -m runner.cli VERB --json ARGS...` in the sandbox environment (the contract client)."""
     e = sb.env(**FAST)
     e["PYTHONPATH"] = REPO
     if env:
         e.update(env)
-    cp = subprocess.run(
-        [PY, "-m", "runner.cli", verb, "--json", *args],
-        capture_output=True,
-        text=True,
-        env=e,
-        timeout=timeout,
-        cwd=str(sb.workdir),
+    inv = invoke(
+        [*reference_command(installed=False), verb, "--json", *args], e, timeout=timeout, cwd=str(sb.workdir)
     )
-    return Res(cp.returncode, cp.stdout, cp.stderr)
+    if inv.timed_out:
+        raise subprocess.TimeoutExpired(verb, timeout)
+    return Res(inv.exit_code, inv.stdout.decode(errors="replace"), inv.stderr.decode(errors="replace"))
 
 
 def prompt(sb: Sandbox, data: bytes = b"do the thing\n", name: str = "prompt.txt") -> str:
