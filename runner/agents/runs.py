@@ -163,6 +163,27 @@ def validate_request(req: Request, env: Mapping[str, str]) -> tuple[Profile, str
     return profile, task_id
 
 
+def _new_meta(task_id: str, req: Request, profile: Profile, plan: Any) -> dict[str, Any]:
+    """meta.json at launch: what `resume`, `list` and the queue need to know about a run of ours."""
+    return {
+        "task_id": task_id,
+        "agent": profile.name,
+        "mode": plan.mode,
+        "model": req.model,
+        "cwd": os.path.abspath(req.cwd),
+        "label": req.label,
+        "argv": plan.argv,
+        "prompt_delivery": plan.prompt_delivery,
+        "native_id_kind": profile.native_id,
+        "native_id": None,
+        "on_done": req.on_done,
+        "notify": req.notify,
+        "resume_of": req.resume_of,
+        "resume_root": req.resume_root,
+        "created_at": time.time(),
+    }
+
+
 def launch(
     req: Request,
     runner: Backend,
@@ -212,23 +233,7 @@ def launch(
         write_atomic(paths.prompt, req.prompt)
         if plan.settings is not None:
             write_json(paths.settings, plan.settings)
-        meta = {
-            "task_id": task_id,
-            "agent": profile.name,
-            "mode": plan.mode,
-            "model": req.model,
-            "cwd": os.path.abspath(req.cwd),
-            "label": req.label,
-            "argv": plan.argv,
-            "prompt_delivery": plan.prompt_delivery,
-            "native_id_kind": profile.native_id,
-            "native_id": None,
-            "on_done": req.on_done,
-            "notify": req.notify,
-            "resume_of": req.resume_of,
-            "resume_root": req.resume_root,
-            "created_at": time.time(),
-        }
+        meta = _new_meta(task_id, req, profile, plan)
         write_json(paths.meta, meta)
         start = runner.start(task_id, req.cwd, paths.prompt, plan.argv, label=req.label, model=req.model)
     except BaseException:
