@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 UPDATABLE = {
+    "session",  # renamed by start after a duplicate-session collision, before the session exists
     "exit_code",
     "signal",
     "result",
