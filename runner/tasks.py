@@ -219,8 +219,7 @@ class Runner:
                         if "duplicate session" not in e.stderr:
                             raise
                         session = SESSION_PREFIX + secrets.token_hex(SESSION_HEX // 2)
-                        with store.tx() as db:
-                            db.execute("UPDATE tasks SET session=? WHERE task_id=?", (session, task_id))
+                        store.update(task_id, session=session)
                 else:
                     raise DispatchError("internal", "could not find a free session name")
             except TmuxTimeout as e:
