@@ -163,6 +163,13 @@ _TMUX_KIT = {
 
 _LE_LIB = f"{_LE}/tmux_lib.py"
 _LIBTMUX_EASY = {
+    "P03.log.burst-kept": _W_CRASHED_PRECONDITION,
+    "P10.exit-recorded.sigkill": (
+        "peer defect",
+        "the peer's own pane_status() after a SIGKILL of the exec pane has neither code nor signal "
+        f"(adapter maps that to crashed/exit_unknown); {_LE_LIB} exit_status() is where it is lost "
+        "(exact line not traced)",
+    ),
     "P05.partial-result.empty": ("peer lacks it", "libtmux-easy reads no result file: exit 0 = succeeded"),
     "P05.partial-result.truncated": (
         "peer lacks it",
