@@ -174,12 +174,16 @@ def test_codex_read_only_write_failure_is_surfaced(real: Real) -> None:
 @pytest.mark.parametrize("real", ["codex", "opencode", "pi", "claude"], indirect=True)
 def test_resume_continues_the_same_conversation(real: Real) -> None:
     real.mock.script = script.history()
-    first = real.run(b"Remember the word PELICAN.\n")
+    first = real.run(b"Remember the word PELICAN.\n", *WRITE_ARGS[real.cli])
     assert first["state"] == "succeeded", explain(first, real)
     assert first["agent"]["native_id"], explain(first, real)
     doc = real.agents("resume", first["task_id"], "--prompt", "What was the word?", "--json",
                       "--timeout", str(RUN_TIMEOUT))  # fmt: skip
     assert doc["state"] == "succeeded", explain(doc, real)
+    # the run's own flags (write access) carry over: codex resume used to drop them
+    argv = meta(real, doc["task_id"]).get("argv") or []
+    flags = WRITE_ARGS[real.cli]
+    assert not flags or any(argv[i : i + len(flags)] == flags for i in range(len(argv))), argv
     last = real.mock.task_requests()[-1].conversation
     assert last is not None
     texts = last.user_texts()

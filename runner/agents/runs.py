@@ -173,6 +173,7 @@ def _new_meta(task_id: str, req: Request, profile: Profile, plan: Any) -> dict[s
         "cwd": os.path.abspath(req.cwd),
         "label": req.label,
         "argv": plan.argv,
+        "extra": list(req.extra),  # the run's own flags: a resume keeps them (codex --sandbox ...)
         "prompt_delivery": plan.prompt_delivery,
         "native_id_kind": profile.native_id,
         "native_id": None,
@@ -467,6 +468,7 @@ def resume_request(
         task_id=next_resume_id(runner, root),
         model=model or meta.get("model"),
         label=meta.get("label"),
+        extra=tuple(meta.get("extra") or ()),
         on_done=meta.get("on_done"),
         notify=meta.get("notify"),
         resume_of=task_id,
