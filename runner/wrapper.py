@@ -122,6 +122,8 @@ class Wrapper:
                 "DISPATCH_RESULT_FILE": self.p("result.json"),
                 "DISPATCH_HEARTBEAT_FILE": self.p("heartbeat"),
                 "DISPATCH_RUN_MARKER": self.task["run_marker"],
+                # the agent's PWD is --cwd, not the caller's: agents (opencode) write where $PWD says
+                "PWD": self.task["cwd"],
             }
         )
         if self.task.get("model"):
