@@ -31,7 +31,7 @@ AGENT_MARKER_VAR = "FAKE_AGENT_MARKER"
 COVERS_SUCCESS = "P10.exit-recorded.exit0 and P05.result.complete"
 COVERS_SOCKET = "EX.socket.sessions-on-socket"
 COVERS_TASK_ENV = "EX.env.caller-not-server"
-COVERS_LOG = "P04.stop.releases-log"
+COVERS_LOG = "no other check: log_path may be null (CONTRACT.md), the captured output is judged by P03.log.*"
 
 
 class Blocked(pytest.skip.Exception):  # type: ignore[misc,name-defined]
