@@ -85,9 +85,16 @@ def test_long_state_dir_without_socket_knob(dispatch: Ctx) -> None:
     dispatch.impl = impl
     assert len(str(state)) > 110
     tid = dispatch.task_id()
-    impl.start(tid, dispatch.agent("--work", "0.2", heartbeat=None).argv)
+    agent = dispatch.agent("--work", "0.2", heartbeat=None)
+    impl.start(tid, agent.argv)
     task = impl.wait(tid, 20)
-    assert task["state"] == "succeeded", f"state {task['state']!r} (reason {task['reason']!r})"
+    if task["state"] != "succeeded" and agent.names():
+        # the agent ran, so the socket worked: the lost outcome is another check's (P10), not P11's
+        dispatch.require_succeeded(task)
+    assert task["state"] == "succeeded", (
+        f"with a {len(str(state))}-byte state dir and no DISPATCH_TMUX_SOCKET the agent never ran: state "
+        f"{task['state']!r} (reason {task['reason']!r})"
+    )
 
 
 @check(

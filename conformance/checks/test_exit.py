@@ -31,15 +31,12 @@ def test_exit_recorded(dispatch: Ctx, case: str) -> None:
     agent = dispatch.agent("--work", "0.3", *flags)
     tid = dispatch.run_agent(agent)
     task = dispatch.impl.wait(tid, timeout=15)
-    ending = agent.wait_for("ending", 5)
+    # judged: the recorded outcome only; whether agent_pid names the agent is P01's (P01.agent-pid.*)
     assert task["state"] == state, (
         f"{case}: state {task['state']!r} (reason {task['reason']!r}), expected {state!r}"
     )
     assert task["exit_code"] == code, f"{case}: exit_code {task['exit_code']!r}, expected {code!r}"
     assert task["signal"] == sig, f"{case}: signal {task['signal']!r}, expected {sig!r}"
-    assert task["agent_pid"] == ending.pid, (
-        f"agent_pid {task['agent_pid']} is not the agent's pid {ending.pid}"
-    )
 
 
 RESULT = {"answer": 42, "kept": "through a supervisor's death"}

@@ -29,14 +29,11 @@ def test_done_marker_in_output_is_ignored(dispatch: Ctx) -> None:
     bound = 1.5 + 15 + dispatch.knobs.crash_bound
     poll = dispatch.impl.wait_for_state(tid, TERMINAL, bound, interval=0.1)
     assert poll.matched, f"the agent died by SIGKILL, status still {poll.state!r}"
+    # judged: the done marker in the output was not taken as the end; the recorded signal (and crashed
+    # rather than failed) is P10's (P10.exit-recorded.sigkill)
     assert not poll.saw("succeeded"), (
         f"reported succeeded from the output's done marker (states {poll.states})"
     )
-    assert poll.state == "crashed", (
-        f"agent printed __TASK_DONE__ then died by SIGKILL: state {poll.state!r} "
-        f"(reason {poll.task.get('reason')!r}), expected crashed"
-    )
-    assert poll.task.get("signal") == 9, f"signal {poll.task.get('signal')!r}, expected 9"
 
 
 @check(
@@ -60,8 +57,7 @@ def test_log_is_plain_utf8(dispatch: Ctx) -> None:
         f"END-{nonce}",
     )
     tid = dispatch.run_agent(agent)
-    task = dispatch.impl.wait(tid, 20)
-    assert task["state"] == "succeeded", f"state {task['state']!r}"
+    dispatch.require_succeeded(dispatch.impl.wait(tid, 20))  # an ended task's whole log is judged
     raw = dispatch.impl.logs_raw(tid)
     try:
         text = raw.decode("utf-8")
@@ -89,8 +85,7 @@ def test_log_is_plain_utf8(dispatch: Ctx) -> None:
 def test_burst_before_exit_is_kept(dispatch: Ctx) -> None:
     agent = dispatch.agent("--burst-before-exit", "262144")
     tid = dispatch.run_agent(agent)
-    task = dispatch.impl.wait(tid, 20)
-    assert task["state"] == "succeeded", f"state {task['state']!r}"
+    dispatch.require_succeeded(dispatch.impl.wait(tid, 20))  # an ended task's whole log is judged
     burst = next(e for e in agent.all("output") if e.get("kind") == "burst")
     text = dispatch.impl.logs(tid)["text"]
     assert f"BURST-END {burst['nonce']}" in text, (

@@ -34,8 +34,11 @@ def _run(dispatch: Ctx, *flags: str):
     assert poll.matched, f"task still {poll.state!r} after 25s"
     for _, task in poll.tasks:
         if task.get("state") == "succeeded":
-            assert task.get("result") == RESULT, (
-                f"succeeded with a partial result: {str(task.get('result'))[:80]!r}"
+            got = task.get("result")
+            assert got == RESULT, (
+                "succeeded with no result returned (result null)"
+                if got is None
+                else f"succeeded with a partial result: {str(got)[:80]!r}"
             )
     return agent, poll
 
