@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_runner_support import end_tasks
+from test_runner_support import end_tasks, wait_for
 
 from conformance.isolation import Sandbox
 from mock_model import agents, script
@@ -188,22 +188,6 @@ def test_resume_continues_the_same_conversation(real: Real) -> None:
     assert last is not None
     texts = last.user_texts()
     assert any("PELICAN" in t for t in texts) and any("What was the word?" in t for t in texts), texts
-
-
-def wait_for(pred: Any, timeout: float, what: str) -> Any:
-    """Poll `pred` until truthy (an event wait with a deadline, not a fixed sleep)."""
-    import time
-
-    end = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(delay)
-        delay = min(0.5, delay * 1.5)
 
 
 def meta(r: Real, task_id: str) -> dict[str, Any]:
