@@ -48,6 +48,9 @@ def _entries(root: Path) -> set[str]:
 
 def _start_session_guard(config: pytest.Config) -> None:
     """Snapshot /tmp and HOME, then give the whole run (and every child) a private TMPDIR and HOME."""
+    # The container image cache is shared on purpose (a rootfs takes minutes to debootstrap): resolve it
+    # under the real HOME before HOME goes private (the sweep below lets a docker test create it).
+    os.environ.setdefault("DK_CACHE", str(Path.home() / ".cache" / "dispatch-kit" / "containers"))
     for root in _watched():
         _before[str(root)] = _entries(root)
     tmp = Path(tempfile.mkdtemp(prefix="dk-tests-"))
@@ -71,7 +74,9 @@ def _finish_session_guard() -> list[str]:
     for root, before in _before.items():
         new |= _entries(Path(root)) - before
     # Another concurrent session's own dir is removed by that session (ours was checked by rmtree).
-    return sorted(p for p in new if p == mine or not os.path.basename(p).startswith("dk-tests-"))
+    new = {p for p in new if p == mine or not os.path.basename(p).startswith("dk-tests-")}
+    cache = os.environ.get("DK_CACHE", "")
+    return sorted(p for p in new if not (cache + os.sep).startswith(p + os.sep))
 
 
 def pytest_configure(config: pytest.Config) -> None:
