@@ -32,7 +32,10 @@ def _nested(tmp_path: Path, body: str, env: dict[str, str]) -> subprocess.Comple
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DK_TEST_SESSION_TMP", "DK_TMP_CHECK")}
+    # DK_TEST_SESSION too: with the outer run's marker, the nested run's leak sweep ended the outer run's
+    # xdist workers (they carry it), and CI saw both nodes go down.
+    drop = ("DK_TEST_SESSION", "DK_TEST_SESSION_TMP", "DK_TMP_CHECK")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env["HOME"] = str(home)
     return env
 
