@@ -88,18 +88,25 @@ def test_same_label_distinct_sessions(dispatch: Ctx) -> None:
     reason="store labels verbatim and use them for nothing else: not in session names, tmux targets or shells",
 )
 def test_hostile_labels_stored_verbatim(dispatch: Ctx) -> None:
+    # The control: the same agent with a plain label. Only when it succeeds can a hostile label that
+    # ends otherwise (a session name built from 'fix: the bug' is lost to tmux) be blamed on the label.
+    control = dispatch.task_id()
     tids = {}
-    for label in HOSTILE_LABELS:
-        tid = dispatch.task_id()
+    for label in ("plain", *HOSTILE_LABELS):
+        tid = control if label == "plain" else dispatch.task_id()
         call = dispatch.impl.start_call(
             tid, dispatch.agent("--work", "0.1", heartbeat=None).argv, label=label
         )
         assert call.exit_code == 0, f"valid label {label!r} refused: {call.describe()}"
         tids[tid] = label
+    dispatch.require_succeeded(dispatch.impl.wait(control, 20), "the control task (label 'plain')")
     for tid, label in tids.items():
         task = dispatch.impl.wait(tid, 20)
         assert task["label"] == label, f"label {label!r} came back as {task['label']!r}"
-        dispatch.require_succeeded(task, f"the task with label {label!r}")
+        assert task["state"] == "succeeded", (
+            f"the task with label {label!r} ended {task['state']!r} ({task.get('reason')}) where the same "
+            "agent with a plain label succeeded: the label changed how the task ran"
+        )
         if len(label.strip()) >= 4:
             assert label not in task["session"], f"session name {task['session']!r} is built from the label"
     canaries = list(dispatch.sandbox.workdir.glob("CANARY*"))
