@@ -169,6 +169,10 @@ def _logs(a: argparse.Namespace) -> Result | int:
             raise DispatchError("bad_usage", "dispatch logs: -f prints the log as it grows, not JSON")
         return follow_logs(r, a.task_id)
     doc = r.logs(a.task_id)
+    if (r.cfg.state_dir / "agents" / a.task_id / "screen.raw").exists():
+        from runner.agents import screen  # an agent TUI: its raw output replayed as the screen's text
+
+        doc["text"] = screen.task_log_text(r.cfg.state_dir, a.task_id) or doc["text"]
     if a.json:
         return Result(doc)
     sys.stdout.write(doc["text"])  # the log byte for byte (decoded), no newline added

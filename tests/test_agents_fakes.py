@@ -98,7 +98,9 @@ def test_prompt_submitted_completed_with_result(fx: Env, agent: str, opts: list[
     assert hashlib.sha256(PROMPT).hexdigest() in prompt_digests(fx.events())
     assert not (fx.sb.workdir / "pwned").exists()
     start = journal.first(fx.events(), "start")
-    assert start.pid == doc["agent_pid"] or agent in TEED  # those run under our tee
+    # teed agents run under our tee, TUIs under our recording pty relay (runner.agents.ptyrec): a child
+    under = agent in TEED or "--interactive" in opts
+    assert (start["ppid"] == doc["agent_pid"]) if under else (start.pid == doc["agent_pid"]), (start, doc)
     if agent == "opencode":  # it works in $PWD: the launcher makes that --cwd
         assert (
             os.path.realpath(start["pwd"])

@@ -249,11 +249,16 @@ def preanswer(r: Real) -> None:
 @pytest.mark.parametrize("real", ["claude"], indirect=True)
 def test_claude_interactive_plain_with_opt_in(real: Real) -> None:
     preanswer(real)
-    real.mock.script = script.text("INTERACTIVE-RESULT-7")
+    real.mock.script = script.text("INTERACTIVE RESULT in seven spaced words")
     doc = real.run(b"Say it.\n", mode="interactive")
     assert doc["_rc"] == 0 and doc["state"] == "succeeded", explain(doc, real)
-    assert "INTERACTIVE-RESULT-7" in json.dumps(doc["result"]), explain(doc, real)
+    assert "INTERACTIVE RESULT in seven spaced words" in json.dumps(doc["result"]), explain(doc, real)
     assert (real.sb.home / ".claude.json").exists()  # written by the opt-in, in the agent's private HOME
+    # `dispatch logs` of the TUI reads as the screen did: Claude places words with cursor moves, which the
+    # plain (escape-stripped) log glues together ("INTERACTIVERESULTinsevenspacedwords", measured)
+    log = real.log(doc["task_id"])
+    assert "● INTERACTIVE RESULT in seven spaced words" in log and "❯ Say it." in log, log[-3000:]
+    assert "Claude Code v2.1" in log and "\x1b" not in log, log[-3000:]
 
 
 @pytest.mark.parametrize("real", ["claude"], indirect=True)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from runner.agents import firstrun, screen, tee
-from runner.agents.launch import parse
+from runner.agents.launch import Launch, parse
 
 # the screens as Claude Code 2.1.332 drew them (captured from the real CLI against mock_model)
 CONNECTIVITY = (
@@ -76,7 +76,8 @@ def test_tee_fails_a_turn_the_agent_reported_failed(tmp_path: Path) -> None:
 
 
 def test_launcher_sets_pwd_env_and_stdin(tmp_path: Path) -> None:
-    assert parse(["--set", "A=1", "--stdin-prompt", "--", "x"]) == (True, {"A": "1"}, False, ["x"])
+    assert parse(["--set", "A=1", "--stdin-prompt", "--", "x"]) == Launch(True, {"A": "1"}, False, ["x"])
+    assert parse(["--record", "/r", "--", "x"]) == Launch(False, {}, False, ["x"], "/r")
     assert parse(["--bogus", "--", "x"]) is None and parse(["--"]) is None
     (tmp_path / "p").write_bytes(b"\tprompt\n")
     child = "import os, sys; print(os.environ['PWD'], os.environ['A'], repr(sys.stdin.read()))"
@@ -85,3 +86,24 @@ def test_launcher_sets_pwd_env_and_stdin(tmp_path: Path) -> None:
                          sys.executable, "-c", child], env=env, cwd=tmp_path, capture_output=True, text=True,
                         timeout=60)  # fmt: skip
     assert cp.stdout.split(" ", 1)[0] == str(tmp_path) and "b c '\\tprompt\\n'" in cp.stdout, cp.stderr
+
+
+def test_launcher_records_a_tui_and_ends_like_it(tmp_path: Path) -> None:
+    """--record: the agent runs on our pty; its raw bytes are kept and replay as the text it drew; the
+    exit code (and a signal death) is the agent's; input still reaches it."""
+    rec = tmp_path / "screen.raw"
+    child = (
+        "import sys, os; print(sys.stdin.isatty(), sys.stdout.isatty()); line = sys.stdin.readline(); "
+        "sys.stdout.write('\\x1b[5;1HUnable\\x1b[5;8Hto\\x1b[1Cconnect ' + line.strip() + '\\n'); sys.exit(3)"
+    )
+    cp = subprocess.run([sys.executable, "-m", "runner.agents.launch", "--record", str(rec), "--", sys.executable,
+                         "-c", child], input=b"typed\n", capture_output=True, timeout=60)  # fmt: skip
+    assert cp.returncode == 3, cp.stderr
+    assert b"True True" in cp.stdout and b"Unable" in cp.stdout  # relayed to the pane as it came
+    assert rec.stat().st_mode & 0o777 == 0o600
+    assert "Unable to connect typed" in (screen.recording_text(rec) or "")
+    die = "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
+    cp = subprocess.run([sys.executable, "-m", "runner.agents.launch", "--record", str(rec), "--", sys.executable,
+                         "-c", die], capture_output=True, timeout=60)  # fmt: skip
+    assert cp.returncode == -15
+    assert screen.task_log_text(tmp_path, "../x") is None and screen.task_log_text(tmp_path, "none") is None

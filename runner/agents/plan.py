@@ -69,6 +69,11 @@ class AgentPaths:
     def meta(self) -> Path:
         return self.root / "meta.json"
 
+    @property
+    def screen(self) -> Path:
+        """A TUI's raw output (runner.agents.ptyrec): what `dispatch logs` renders as the screen's text."""
+        return self.root / "screen.raw"
+
 
 @dataclass
 class Plan:
@@ -149,11 +154,14 @@ def claude_settings(agent_dir: Path, interactive: bool = False) -> dict[str, Any
 EVENT_TEE = {"codex-jsonl": "codex", "opencode-json": "opencode", "pi-json": "pi"}
 
 
-def launcher(profile: Profile, delivery: str) -> list[str]:
-    """`runner.agents.launch` in front of every agent: PWD = --cwd, the profile's env, stdin, exec."""
+def launcher(profile: Profile, delivery: str, record: Path | None = None) -> list[str]:
+    """`runner.agents.launch` in front of every agent: PWD = --cwd, the profile's env, stdin, exec
+    (a TUI's raw output recorded in `record`)."""
     argv = [*python_cmd(), "-m", "runner.agents.launch"]
     if delivery == "stdin":
         argv.append("--stdin-prompt")
+    if record is not None:
+        argv += ["--record", str(record)]
     for k, v in sorted(profile.env.items()):
         argv += ["--set", f"{k}={v}"]
     if profile.first_run == "preanswer":
@@ -166,7 +174,12 @@ def wrap(profile: Profile, argv: list[str], delivery: str, paths: AgentPaths) ->
     notes = ["runner.agents.launch sets PWD to the working directory and execs the agent (same PID)"]
     if delivery == "stdin":
         notes.append("prompt on stdin from the runner's private copy (byte for byte)")
-    argv = [*launcher(profile, delivery), *argv]
+    tui = delivery == "paste"
+    argv = [*launcher(profile, delivery, paths.screen if tui else None), *argv]
+    if tui:
+        notes.append(
+            "the TUI runs on a pty of ours that records its raw output (dispatch logs shows its text)"
+        )
     kind = EVENT_TEE.get(profile.events)
     if kind is not None:
         id_file = paths.thread_id if profile.native_id == "thread_id" else paths.session_id

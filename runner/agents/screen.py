@@ -8,19 +8,23 @@ character where the terminal would, so a log of a TUI reads as text and screen p
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+# CSI sequences pyte does not know and would print the final byte of (kitty keyboard `CSI > 5 u`,
+# `CSI < u`, XTVERSION `CSI > 0 q`, DECRQM `CSI ? 2026 $ p`): terminal plumbing, no text
+_UNKNOWN_CSI = re.compile(rb"\x1b\[[<=>][0-9;]*[ -/]*[@-~]|\x1b\[\?[0-9;]*[ -/]+[@-~]")
 _ESC = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 
-def render(raw: bytes, columns: int = 200, lines: int = 60) -> str:
-    """The final screen (plus what scrolled off, up to `lines` rows of history) as plain text."""
+def render(raw: bytes, columns: int = 200, lines: int = 60, history: int = 0) -> str:
+    """The final screen plus what scrolled off (`history` rows, default 10 screens) as plain text."""
     try:
         import pyte
     except ImportError:  # pragma: no cover - pyte is a dependency; keep logs readable without it
         return _ESC.sub(b"", raw).decode(errors="replace")
-    screen = pyte.HistoryScreen(columns, lines, history=10 * lines)
+    screen = pyte.HistoryScreen(columns, lines, history=history or 10 * lines)
     stream = pyte.ByteStream(screen)
-    stream.feed(raw)
+    stream.feed(_UNKNOWN_CSI.sub(b"", raw))
     rows = [_row(line, columns) for line in screen.history.top] + [r.rstrip() for r in screen.display]
     text = "\n".join(rows)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
@@ -44,3 +48,36 @@ def tail_of_log(path: str, limit: int = 256 << 10) -> str:
             return render(f.read())
     except OSError:
         return ""
+
+
+RECORDING = "screen.raw"  # runner.agents.plan.AgentPaths.screen
+RECORDING_TAIL = 4 << 20  # replaying more costs seconds of pure-Python emulation for little gain
+
+
+def recording_text(raw_path: Path, limit: int = RECORDING_TAIL) -> str | None:
+    """What a TUI showed, replayed from its raw recording (runner.agents.ptyrec) on a screen of the
+    pane's size; None when there is no recording. Only the last `limit` bytes (over the rotated part
+    and the current one) are replayed: a TUI redraws its screen often, so the tail holds the end state."""
+    parts = []
+    for p in (Path(str(raw_path) + ".1"), raw_path):
+        try:
+            parts.append(p.read_bytes())
+        except OSError:
+            pass
+    if not parts:
+        return None
+    raw = b"".join(parts)[-limit:]
+    cols, rows = 200, 50
+    try:
+        c, r = (int(x) for x in Path(str(raw_path) + ".size").read_text().split())
+        cols, rows = max(20, c), max(5, r)
+    except (OSError, ValueError):
+        pass
+    return render(raw, cols, rows, history=20000)
+
+
+def task_log_text(state_dir: Path, task_id: str) -> str | None:
+    """`dispatch logs` of an agent task that ran a TUI: its screen as text (None: use the plain log)."""
+    if "/" in task_id or task_id in ("", ".", ".."):
+        return None
+    return recording_text(Path(state_dir) / "agents" / task_id / RECORDING)
