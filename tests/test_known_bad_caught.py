@@ -12,12 +12,18 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from conformance.harness import TERMINAL, Impl
+from conformance.isolation import Sandbox
 from conformance.known_bad import KNOWN_BAD
+from conformance.known_bad.crafted import impl as crafted_impl
 from conformance.report import Report
+from conformance.timing import Knobs
+from faults.tmuxfault import freeze_server
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = shlex.quote(str(Path(sys.executable).with_name("dispatch")))
@@ -87,3 +93,32 @@ def test_reference_passes_the_aimed_checks(group: str, tmp_path: Path) -> None:
     assert report.smoke.get("ok"), report.smoke
     bad = {cid: report.outcome(cid) for cid in ids if report.outcome(cid) != "passed"}
     assert not bad, f"the reference does not pass checks the known-bads are measured by: {bad}\n{tail}"
+
+
+def test_panepid_kill0_ends_a_task_whose_pane_process_is_an_unreaped_zombie(tmp_path: Path) -> None:
+    """kill0's flaw is P02's (no start time) only: an exited agent left a zombie by tmux still ends.
+
+    tmux 3.3a at times never reaps an exited pane process (pane_dead=1, no pane_dead_status; measured
+    under load); `kill -0` on that zombie kept the smoke's trivial task running past 20 s, so
+    panepid_kill0 failed the smoke instead of P02 (CI). Forced here: the server is SIGSTOPped while the
+    agent exits, so the zombie stays unreaped for the whole wait.
+    """
+    sb = Sandbox.create()
+    try:
+        env = {**sb.env(), **Knobs(stale=0, grace=0.6, max_lifetime=120).env()}
+        impl = Impl(shlex.join(crafted_impl("kill0")), env, scratch=sb.root / "in", workdir=sb.workdir)
+        go = tmp_path / "go"
+        wait_go = f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.02)"
+        impl.start("t1", [sys.executable, "-c", wait_go])
+        assert impl.wait_for_state("t1", "running", 30).matched
+        with freeze_server(sb.socket):
+            go.touch()
+            poll = impl.wait_for_state("t1", TERMINAL, 30)
+        assert (poll.state, poll.task.get("exit_code")) == ("succeeded", 0), poll.task
+        end = time.monotonic() + 30  # the monitor ends by itself once its tmux cleanup got through
+        while sb.leaks() and time.monotonic() < end:
+            time.sleep(0.1)
+    finally:
+        subprocess.run(["tmux", "-S", str(sb.socket), "kill-server"], capture_output=True, timeout=10)
+        leaked = sb.cleanup()
+    assert not leaked, leaked

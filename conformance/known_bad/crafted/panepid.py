@@ -42,7 +42,8 @@ import psutil
 FLAWS = {
     "loose_target": "tmux targets are `-t NAME` (no `=`, no pane id), and stop/reap/the monitor kill a "
     "task's session again after it is gone: tmux's prefix matching hits a look-alike",
-    "kill0": "agent liveness is `kill -0 PID` (no start time): a recycled PID looks alive",
+    "kill0": "agent liveness is the PID alone (any live process on it, no start time): a recycled PID "
+    "looks alive",
     "tmux_no_timeout": "the monitor's tmux calls have no timeout: a frozen server freezes supervision",
     "mtime": "heartbeat staleness is wall-clock now minus the heartbeat file's mtime",
     "never_read_result": "the result file is never read: one that exists is reported invalid_result "
@@ -221,14 +222,16 @@ def public(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def alive(pid: int | None, start: float | None) -> bool:
+    """A live (not zombie) process on PID with START's start time; kill0 ignores the start time only.
+
+    A zombie is dead even under kill0 (whose flaw is P02 alone): tmux 3.3a at times leaves an exited
+    pane process unreaped for good (pane_dead=1, no pane_dead_status, measured under load), and
+    `kill -0` on that zombie would keep a trivial task running for ever, failing the smoke, not P02.
+    """
     if not pid:
         return False
     if FLAW == "kill0":
-        try:
-            os.kill(pid, 0)
-            return True
-        except OSError:
-            return False
+        start = None
     try:
         p = psutil.Process(pid)
         return p.status() != psutil.STATUS_ZOMBIE and (start is None or abs(p.create_time() - start) < 0.02)
