@@ -46,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
         default="0",
         help="CPU hogs to run for the whole soak: a count (4) or a multiple of the CPUs (2x); default 0",
     )
+    r.add_argument(
+        "--programs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop after N programs even if time is left (default 0: as many as fit in the duration)",
+    )
     r.add_argument("--no-shrink", action="store_true", help="report failing programs unshrunk (faster)")
     r.add_argument("--quiet", action="store_true")
     return p
@@ -66,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         load = parse_load(a.load)
         if a.steps < 1:
             raise ValueError(f"--steps must be at least 1, got {a.steps}")
+        if a.programs < 0:
+            raise ValueError(f"--programs must be 0 (no limit) or more, got {a.programs}")
         cfg = ChaosConfig(
             stale=a.stale,
             grace=a.grace,
@@ -96,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         shrink=not a.no_shrink,
         progress=say,
         load=load,
+        max_programs=a.programs,
     )
     ok = not rep.failures
     say(

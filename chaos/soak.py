@@ -1,8 +1,10 @@
 """Long chaos soaks outside pytest: random programs until the time is up, then a JSON + Markdown report.
 
 Programs come from one Hypothesis run seeded ``seed`` (after a failure, the next run is seeded
-``seed + 1``, ...), as many as fit in the duration. A failing program is shrunk by Hypothesis while
-time is left (else reported as first seen) and saved as a replayable pytest module in the report dir.
+``seed + 1``, ...), as many as fit in the duration, or exactly ``max_programs`` of them when that is
+given (what a test uses: how many programs fit in a time depends on the machine's load, which
+programs are drawn does not). A failing program is shrunk by Hypothesis while time is left (else
+reported as first seen) and saved as a replayable pytest module in the report dir.
 """
 
 from __future__ import annotations
@@ -227,15 +229,17 @@ def run_soak(
     shrink: bool = True,
     progress: Callable[[str], None] | None = None,
     load: int = 0,
+    max_programs: int = 0,
 ) -> SoakReport:
-    """Run programs (Hypothesis seeded SEED, then SEED+1 after a failure, ...) until DURATION_S has passed.
+    """Run programs (Hypothesis seeded SEED, then SEED+1 after a failure, ...) until DURATION_S has passed
+    or, with `max_programs`, that many programs have run (whichever comes first).
 
     With `load`, that many CPU hogs run for the whole soak (a loaded CI runner); the report says so.
     """
     cfg = config or ChaosConfig()
     rep = SoakReport(impl=impl, seed=seed, duration_s=duration_s, config=cfg.as_dict(), steps=steps)
     with under_load(load, rep):
-        _soak(rep, duration_s, seed, impl, cfg, steps, report_dir, shrink, progress)
+        _soak(rep, duration_s, seed, impl, cfg, steps, report_dir, shrink, progress, max_programs)
     if report_dir is not None:
         rep.save(report_dir)
     return rep
@@ -251,6 +255,7 @@ def _soak(
     report_dir: str | Path | None,
     shrink: bool,
     progress: Callable[[str], None] | None,
+    max_programs: int = 0,
 ) -> None:
     from hypothesis import Phase
 
@@ -271,13 +276,16 @@ def _soak(
     deadline = t0 + duration_s
     run_seed = seed
     while time.monotonic() < deadline:
+        left = max_programs - rep.programs if max_programs > 0 else 10**9
+        if left <= 0:
+            break
         # One Hypothesis run per seed, as many programs as fit; a failure ends the run (after
         # shrinking) and the soak goes on with the next seed.
         rep.runs.append(run_seed)
         last.clear()
         try:
             run_programs(
-                10**9,
+                left,
                 config=cfg,
                 impl=impl,
                 seed=run_seed,
