@@ -253,7 +253,10 @@ def causes(f: TaskFacts, k: Knobs) -> list[Cause]:
             sure = nxt - b >= limit + k.detect
             out.append(
                 Cause(
-                    f"heartbeat silent from {b:.3f} for {'ever' if nxt == INF else f'{nxt - b:.2f}s'}",
+                    # relative to the start call, as every time in a report (an absolute monotonic
+                    # time here read like a wall-clock jump)
+                    f"heartbeat silent from {b - f.call_t0:+.2f} s for "
+                    f"{'ever' if nxt == INF else f'{nxt - b:.2f}s'}",
                     _o(("hung", "heartbeat_stale")),
                     t - k.early,
                     t + k.detect if sure else INF,
