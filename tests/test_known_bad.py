@@ -198,6 +198,38 @@ def test_kill0_fooled_by_recycled_pid(sandbox: Sandbox, name: str) -> None:
         drain_leaks(sandbox)
 
 
+@pytest.mark.parametrize("name", ["reference", "kill0"])
+def test_a_stale_pid_never_reaches_another_runs_processes(sandbox: Sandbox, name: str) -> None:
+    """The flaw fools liveness only: `stop` must not signal the children of a stranger holding the PID.
+
+    A recycled PID is simulated exactly: the task's logpipe.pid names another run's live tmux server
+    with a start time that is not its own. kill0 used to patch `ProcessIdentity.is_alive` globally, so
+    `stop`'s tree walk took the stranger for the log pipe and SIGTERMed its children: the other run's
+    supervisors and agents (chaos in CI recorded `stopped/stop_requested` and `crashed/signaled` 15 for
+    tasks nobody stopped, while test_kill0_fooled_by_recycled_pid rewound the host's ns_last_pid).
+    """
+    impl = impl_of(name)
+    other = Sandbox.create(prefix="dkv-")
+    try:
+        assert start(other, REF, "v1", "sleep", "60")[0] == 0
+        server = subprocess.run(
+            ["tmux", "-S", str(other.socket), "display-message", "-p", "#{pid}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        assert start(sandbox, impl, "p3", "sleep", "60")[0] == 0
+        pidfile = sandbox.state_dir / "tasks" / "p3" / "logpipe.pid"
+        until(pidfile.exists, 10, "the log pipe's pid file")
+        pidfile.write_text(f"{server} 1\n")  # the log pipe's PID now belongs to the stranger
+        assert stop(sandbox, impl, "p3")["state"] == "stopped"
+        t = call(other, REF, "status", "--json", "v1")[1]
+        assert (t["state"], t["signal"]) == ("running", None), t
+    finally:
+        call(other, REF, "stop", "--json", "v1")
+        other.cleanup()
+
+
 # -- P3 ------------------------------------------------------------------------------------------
 
 
