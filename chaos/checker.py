@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 import os
 import signal as _signal
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runner.contract import LIVE as NON_TERMINAL  # noqa: F401  (re-exported for chaos.stateful)
@@ -161,86 +161,45 @@ def _o(*pairs: tuple[str, str | None]) -> frozenset[tuple[str, str | None]]:
     return frozenset(pairs)
 
 
-def causes(f: TaskFacts, k: Knobs) -> list[Cause]:
-    """Every cause that may end task ``f`` under knobs ``k`` (see the module docstring)."""
-    j = f.journal
-    out: list[Cause] = []
-    end = j.ended
-    # 1. the agent ended on its own
-    if end is not None:
-        hi = end + k.race
-        if j.how == "signal":
-            out.append(
-                Cause(
-                    f"agent died by signal {j.signal}",
-                    _o(("crashed", None)),
-                    end - k.early,
-                    hi,
-                    True,
-                    end,
-                    signal=j.signal,
-                    check_fields=True,
-                )
-            )
-        elif j.code != 0:
-            out.append(
-                Cause(
-                    f"agent exited {j.code}",
-                    _o(("failed", "exited")),
-                    end - k.early,
-                    hi,
-                    True,
-                    end,
-                    exit_code=j.code,
-                    check_fields=True,
-                )
-            )
-        elif j.result_complete is False:
-            out.append(
-                Cause(
-                    "agent exited 0 with an incomplete result",
-                    _o(("failed", "invalid_result")),
-                    end - k.early,
-                    hi,
-                    True,
-                    end,
-                    exit_code=0,
-                    check_fields=True,
-                )
-            )
-        else:
-            out.append(
-                Cause(
-                    "agent exited 0" + (" with a complete result" if j.result_complete else ""),
-                    _o(("succeeded", None)),
-                    end - k.early,
-                    hi,
-                    True,
-                    end,
-                    exit_code=0,
-                    result=f.result_doc if j.result_complete else None,
-                    check_fields=True,
-                )
-            )
-    # 2. a complete result while the agent runs on: succeeded after GRACE
-    if j.result_at is not None and (end is None or end > j.result_at + k.grace - k.early):
-        t = j.result_at + k.grace
-        out.append(
-            Cause(
-                "complete result, agent still running after grace",
-                _o(("succeeded", "completed_by_result")),
-                t - k.early,
-                t + k.detect,
-                True,
-                t,
-                result=f.result_doc,
-                check_fields=True,
-            )
+def agent_end(f: TaskFacts, k: Knobs) -> list[Cause]:
+    """The agent ended on its own: how it ended decides the one outcome allowed."""
+    j, end = f.journal, f.journal.ended
+    if end is None:
+        return []
+    lo, hi = end - k.early, end + k.race
+    if j.how == "signal":
+        c = Cause(
+            f"agent died by signal {j.signal}", _o(("crashed", None)), lo, hi, True, end, signal=j.signal
         )
-    # 3. heartbeat silences of at least STALE + GRACE (no complete result yet)
+    elif j.code != 0:
+        c = Cause(f"agent exited {j.code}", _o(("failed", "exited")), lo, hi, True, end, exit_code=j.code)
+    elif j.result_complete is False:
+        label = "agent exited 0 with an incomplete result"
+        c = Cause(label, _o(("failed", "invalid_result")), lo, hi, True, end, exit_code=0)
+    else:
+        label = "agent exited 0" + (" with a complete result" if j.result_complete else "")
+        result = f.result_doc if j.result_complete else None
+        c = Cause(label, _o(("succeeded", None)), lo, hi, True, end, exit_code=0, result=result)
+    return [replace(c, check_fields=True)]
+
+
+def result_then_grace(f: TaskFacts, k: Knobs) -> list[Cause]:
+    """A complete result while the agent runs on: succeeded/completed_by_result after GRACE."""
+    j = f.journal
+    if j.result_at is None or (j.ended is not None and j.ended <= j.result_at + k.grace - k.early):
+        return []
+    t = j.result_at + k.grace
+    outcome = _o(("succeeded", "completed_by_result"))
+    label = "complete result, agent still running after grace"
+    return [Cause(label, outcome, t - k.early, t + k.detect, True, t, result=f.result_doc, check_fields=True)]
+
+
+def heartbeat_silence(f: TaskFacts, k: Knobs) -> list[Cause]:
+    """The first heartbeat silence of at least STALE + GRACE before a complete result: hung."""
+    j = f.journal
     limit = k.stale + k.grace
     points = [f.call_t0, *j.beats]
-    gap_end = end
+    gap_end = j.ended
     for fault in f.faults:  # a dead agent beats no more, but neither is it hung
         if fault.kind == "kill_agent" and fault.applied:
             gap_end = fault.t1 if gap_end is None else min(gap_end, fault.t1)
@@ -251,98 +210,94 @@ def causes(f: TaskFacts, k: Knobs) -> list[Cause]:
         if nxt - b >= limit - k.early:
             t = b + limit
             sure = nxt - b >= limit + k.detect
-            out.append(
-                Cause(
-                    # relative to the start call, as every time in a report (an absolute monotonic
-                    # time here read like a wall-clock jump)
-                    f"heartbeat silent from {b - f.call_t0:+.2f} s for "
-                    f"{'ever' if nxt == INF else f'{nxt - b:.2f}s'}",
-                    _o(("hung", "heartbeat_stale")),
-                    t - k.early,
-                    t + k.detect if sure else INF,
-                    sure,
-                    t,
-                )
-            )
-            break
-    # 4. max lifetime
-    if k.max_lifetime > 0:
-        t = f.call_t0 + k.max_lifetime
-        out.append(
-            Cause(
-                "max lifetime",
-                _o(("timed_out", "max_lifetime")),
-                t - k.early,
-                f.call_t1 + k.max_lifetime + k.detect,
-                True,
-                t,
-            )
-        )
-    # 5. faults
-    for fault in f.faults:
-        if not fault.applied:
-            continue
-        if fault.kind == "kill_agent":
-            out.append(
-                Cause(
-                    "external SIGKILL of the agent",
-                    _o(("crashed", "signaled")),
-                    fault.t0,
-                    fault.t1 + k.race,
-                    True,
-                    fault.t0,
-                    signal=int(_signal.SIGKILL),
-                    check_fields=True,
-                )
-            )
-        elif fault.kind == "kill_supervisor":
-            out.append(
-                Cause(
-                    "supervisor SIGKILLed",
-                    _o(("crashed", "supervisor_lost"), ("crashed", "session_lost")),
-                    fault.t0,
-                    fault.t1 + k.race,
-                    True,
-                    fault.t0,
-                )
-            )
-        elif fault.kind == "kill_session":
-            # the pane's processes get SIGHUP: the agent may die of it before the supervisor acts
-            out.append(
-                Cause(
-                    "tmux session killed from outside",
-                    _o(("crashed", "session_lost"), ("crashed", "signaled"), ("crashed", "supervisor_lost")),
-                    fault.t0,
-                    fault.t1 + k.race,
-                    True,
-                    fault.t0,
-                )
-            )
-    # 6. stops
-    for s in f.stops:
-        out.append(
-            Cause(
-                "stop" if s.completed else "stop (CLI killed mid-call)",
-                _o(("stopped", "stop_requested"), ("stopped", None)),
-                s.t0,
-                s.t1 if s.completed else INF,
-                s.completed,
-                s.t0,
-            )
-        )
-    # 7. a `start` whose CLI was killed mid-call: the handshake may never complete
-    if f.start_killed:
-        out.append(
-            Cause(
-                "start CLI killed mid-call",
-                _o(("failed", "spawn_failed"), ("crashed", None), ("stopped", None)),
-                f.call_t0,
-                INF,
-                False,
-                f.call_t1,
-            )
-        )
-    return out
+            # relative to the start call, as every time in a report (an absolute monotonic time here
+            # read like a wall-clock jump)
+            span = "ever" if nxt == INF else f"{nxt - b:.2f}s"
+            label = f"heartbeat silent from {b - f.call_t0:+.2f} s for {span}"
+            hi = t + k.detect if sure else INF
+            return [Cause(label, _o(("hung", "heartbeat_stale")), t - k.early, hi, sure, t)]
+    return []
+
+
+def max_lifetime(f: TaskFacts, k: Knobs) -> list[Cause]:
+    """The lifetime ends, counted from the start call (its end, at the latest)."""
+    if k.max_lifetime <= 0:
+        return []
+    t = f.call_t0 + k.max_lifetime
+    hi = f.call_t1 + k.max_lifetime + k.detect
+    return [Cause("max lifetime", _o(("timed_out", "max_lifetime")), t - k.early, hi, True, t)]
+
+
+def fault_kill_agent(fault: Fault, k: Knobs) -> Cause:
+    outcome = _o(("crashed", "signaled"))
+    sig = int(_signal.SIGKILL)
+    label = "external SIGKILL of the agent"
+    return Cause(label, outcome, fault.t0, fault.t1 + k.race, True, fault.t0, signal=sig, check_fields=True)
+
+
+def fault_kill_supervisor(fault: Fault, k: Knobs) -> Cause:
+    outcome = _o(("crashed", "supervisor_lost"), ("crashed", "session_lost"))
+    return Cause("supervisor SIGKILLed", outcome, fault.t0, fault.t1 + k.race, True, fault.t0)
+
+
+def fault_kill_session(fault: Fault, k: Knobs) -> Cause:
+    # the pane's processes get SIGHUP: the agent may die of it before the supervisor acts
+    outcome = _o(("crashed", "session_lost"), ("crashed", "signaled"), ("crashed", "supervisor_lost"))
+    return Cause("tmux session killed from outside", outcome, fault.t0, fault.t1 + k.race, True, fault.t0)
+
+
+# fault kind -> the cause it adds (kill_member: the agent stays healthy, no outcome of its own)
+FAULT_CAUSES: dict[str, Callable[[Fault, Knobs], Cause]] = {
+    "kill_agent": fault_kill_agent,
+    "kill_supervisor": fault_kill_supervisor,
+    "kill_session": fault_kill_session,
+}
+
+
+def faults(f: TaskFacts, k: Knobs) -> list[Cause]:
+    """Each applied fault aimed at the task that can end it."""
+    return [FAULT_CAUSES[x.kind](x, k) for x in f.faults if x.applied and x.kind in FAULT_CAUSES]
+
+
+def stops(f: TaskFacts, k: Knobs) -> list[Cause]:
+    """Each `stop` call; a killed one only maybe, and with no deadline."""
+    outcome = _o(("stopped", "stop_requested"), ("stopped", None))
+    return [
+        Cause(
+            "stop" if s.completed else "stop (CLI killed mid-call)",
+            outcome,
+            s.t0,
+            s.t1 if s.completed else INF,
+            s.completed,
+            s.t0,
+        )  # fmt: skip
+        for s in f.stops
+    ]
+
+
+def start_killed(f: TaskFacts, k: Knobs) -> list[Cause]:
+    """A `start` whose CLI was killed mid-call: the handshake may never complete."""
+    if not f.start_killed:
+        return []
+    outcome = _o(("failed", "spawn_failed"), ("crashed", None), ("stopped", None))
+    return [Cause("start CLI killed mid-call", outcome, f.call_t0, INF, False, f.call_t1)]
+
+
+# One function per cause; a new cause is one function here and one line in this list.
+CAUSES: tuple[Callable[[TaskFacts, Knobs], list[Cause]], ...] = (
+    agent_end,
+    result_then_grace,
+    heartbeat_silence,
+    max_lifetime,
+    faults,
+    stops,
+    start_killed,
+)
+
+
+def causes(f: TaskFacts, k: Knobs) -> list[Cause]:
+    """Every cause that may end task ``f`` under knobs ``k`` (see the module docstring)."""
+    return [c for rule in CAUSES for c in rule(f, k)]
 
 
 @dataclass
