@@ -392,6 +392,25 @@ class Impl:
             raise WaitFailed(f"wait failed: {call.describe()}")
         return call.doc
 
+    def wait_all(self, task_ids: Sequence[str], timeout: float = 15.0) -> dict[str, dict[str, Any]]:
+        """Every task ended, with as few calls as the implementation allows: {task id: task object}.
+
+        `wait` on the last task started (the one to end last), then one `list` answers for the rest;
+        a task `list` still shows live is waited on by itself, since a dispatcher may settle a state
+        only when asked about that one task. One process per task under load costs seconds per check.
+        """
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        last = self.wait(ids[-1], timeout)
+        listed = {str(t.get("task_id")): t for t in self.list()}
+        out = {}
+        for tid in ids[:-1]:
+            task = listed.get(tid)
+            out[tid] = task if task is not None and task.get("state") in TERMINAL else self.wait(tid, timeout)
+        out[ids[-1]] = last
+        return {tid: out[tid] for tid in ids}
+
     def stop(self, task_id: str, **kw: Any) -> dict[str, Any]:
         return self.ok("stop", task_id, **kw)
 

@@ -241,9 +241,21 @@ def dispatch_smoke(pytestconfig: pytest.Config) -> Smoke:
 
 @contextmanager
 def _serial_lock(exclusive: bool) -> Iterator[None]:
-    """Serial checks hold the run's lock exclusively; every other check holds it shared."""
-    with open(_run_dir() / "serial.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    """Serial checks hold the run's lock exclusively; every other check holds it shared.
+
+    Taken through a gate (held only while acquiring), so the lock is granted in arrival order: a
+    serial check waits for the checks already running, never for every check that comes after it
+    (flock alone lets shared holders hand the lock on to each other while the serial check's worker
+    sits idle; seen as 80 s of waiting for one serial check under load).
+    """
+    d = _run_dir()
+    with open(d / "serial.lock", "w") as f:
+        with open(d / "serial.gate", "w") as gate:
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            finally:
+                fcntl.flock(gate, fcntl.LOCK_UN)
         try:
             yield
         finally:

@@ -63,8 +63,9 @@ def test_prompts_delivered_byte_for_byte(dispatch: Ctx) -> None:
         tid = dispatch.task_id("p")
         impl.start(tid, agent.argv, prompt=prompt)
         started[name] = (tid, agent)
+    tasks = impl.wait_all([tid for tid, _ in started.values()], 30)
     for name, (tid, agent) in started.items():
-        task = impl.wait(tid, 30)
+        task = tasks[tid]
         ev = agent.wait_for("prompt", 5)
         want = hashlib.sha256(corpus[name]).hexdigest()
         assert not ev.get("missing"), f"{name}: the agent found no prompt file ({ev.get('error')})"
@@ -85,7 +86,9 @@ def test_prompts_delivered_byte_for_byte(dispatch: Ctx) -> None:
     needs=("send",),
 )
 def test_send_delivered_byte_for_byte(dispatch: Ctx) -> None:
-    impl = dispatch.set_knobs(stale=0)
+    # 11 agents wait for their text in turn: on a loaded machine the last one waits longer than the
+    # default 20 s safety-net lifetime (seen: `send` refused, task timed_out); the lifetime is not tested
+    impl = dispatch.set_knobs(stale=0, max_lifetime=120)
     canary = dispatch.sandbox.workdir / "CANARY"
     corpus = _corpus(canary, big=False)
     corpus["64k"] = (b"0123456789abcdef" * 4096)[:65536]
@@ -99,7 +102,7 @@ def test_send_delivered_byte_for_byte(dispatch: Ctx) -> None:
         agent.wait_for("paste_ready", 20)
         doc = impl.send(tid, corpus[name])
         assert doc["bytes"] == len(corpus[name]), f"{name}: send reported {doc['bytes']} bytes"
-    for name, (tid, agent) in running.items():
+    for name, (_tid, agent) in running.items():
         enter = agent.wait_for("input", 15, where=lambda e: e.get("kind") == "enter")
         pastes = [e for e in agent.all("input") if e.get("kind") == "paste"]
         want = hashlib.sha256(corpus[name]).hexdigest()
@@ -112,7 +115,8 @@ def test_send_delivered_byte_for_byte(dispatch: Ctx) -> None:
             f"{len(corpus[name])}): {got[:60]!r}"
         )
         assert not enter.get("typed_b64"), f"{name}: extra keys typed outside the paste"
-        task = impl.wait(tid, 15)
-        dispatch.require_succeeded(task, f"the task sent {name!r}")
+    tasks = impl.wait_all([tid for tid, _ in running.values()], 15)
+    for name, (tid, _) in running.items():
+        dispatch.require_succeeded(tasks[tid], f"the task sent {name!r}")
     ran = sorted(p.name for p in canary.parent.glob("CANARY*"))
     assert not ran, f"sent text was executed: {ran}"

@@ -99,9 +99,10 @@ def test_hostile_labels_stored_verbatim(dispatch: Ctx) -> None:
         )
         assert call.exit_code == 0, f"valid label {label!r} refused: {call.describe()}"
         tids[tid] = label
-    dispatch.require_succeeded(dispatch.impl.wait(control, 20), "the control task (label 'plain')")
+    tasks = dispatch.impl.wait_all(list(tids), 20)
+    dispatch.require_succeeded(tasks[control], "the control task (label 'plain')")
     for tid, label in tids.items():
-        task = dispatch.impl.wait(tid, 20)
+        task = tasks[tid]
         assert task["label"] == label, f"label {label!r} came back as {task['label']!r}"
         assert task["state"] == "succeeded", (
             f"the task with label {label!r} ended {task['state']!r} ({task.get('reason')}) where the same "
@@ -136,7 +137,6 @@ def test_control_label_refused(dispatch: Ctx) -> None:
     pitfall="P07",
     reason="target sessions exactly (`=NAME`, pane ids) and reap only names that fully match your own "
     "scheme; never touch sessions whose names merely share a prefix",
-    serial=True,
 )
 def test_foreign_sessions_untouched(dispatch: Ctx) -> None:
     _foreign(dispatch, "user")
@@ -258,7 +258,6 @@ def test_concurrent_starts(dispatch: Ctx) -> None:
     after = _sessions(dispatch)
     touched = {s for s in before if after.get(s) != before[s]}
     assert not touched, f"concurrent starts touched foreign sessions {sorted(touched)}"
-    for tid in tids:
-        task = impl.wait(tid, 60)
+    for tid, task in impl.wait_all(tids, 60).items():
         assert task["state"] in TERMINAL, f"{tid}: {task['state']}"
         dispatch.require_succeeded(task)
