@@ -18,7 +18,6 @@ as a replayable pytest module.
 from __future__ import annotations
 
 import json
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos import nemesis
 from chaos.checker import (
     NON_TERMINAL,
     TERMINAL,
-    Fault,
     Journal,
     Knobs,
     Stop,
@@ -41,7 +40,7 @@ from chaos.checker import (
 from chaos.history import History, render_replay
 from conformance.context import fake_program
 from conformance.harness import Call, ContractViolation, Impl
-from conformance.isolation import MARKER_VAR, Sandbox, find_marked
+from conformance.isolation import Sandbox, find_marked
 from runner.contract import reference_shell
 
 REPO = str(Path(__file__).resolve().parent.parent)
@@ -62,22 +61,11 @@ BEHAVIOURS = (
     "linger",  # complete result early, keeps running (completed_by_result)
 )
 OPS = ("start", "stop", "wait", "status", "reap", "pause")
-FAULTS = (
-    "kill_agent",
-    "kill_member",
-    "kill_supervisor",
-    "kill_session",
-    "freeze_tmux",
-    "clock_jump",
-    "crash_cli",
-)
+FAULTS = nemesis.groups()  # kill_agent ... crash_cli: chaos.nemesis registers each
 EXIT_CODES = (1, 2, 7, 42)
 WORKS = (0.2, 1.0, 2.5)
 PAUSES = (0.2, 0.8, 1.5)
 WAITS = (0.3, 1.5)
-FREEZES = (0.3, 1.0)
-JUMPS = (3600.0, -3600.0, 86400.0, -30 * 86400.0)
-CLI_KILL_DELAYS = (0.05, 0.25, 0.6)
 LEAK_WAIT_S = 6.0
 STOP_CLEAN_S = 3.0
 KILL_ESCALATION_S = 3.0  # SIGTERM, a grace of a second or so, SIGKILL, then the record
@@ -259,7 +247,9 @@ class World:
         if self.broken:
             return f"skipped-{rule}" if rule in ("start", "crash_start") else None
         self.history.step(rule, **args)
-        return self._guard(lambda: getattr(self, "rule_" + rule)(**args))
+        nem = nemesis.REGISTRY.get(rule)
+        step = (lambda: nem.fn(self, **args)) if nem else (lambda: getattr(self, "rule_" + rule)(**args))
+        return self._guard(step)
 
     def invariant(self) -> None:
         if not self.broken:
@@ -589,153 +579,6 @@ class World:
         time.sleep(seconds)
         self.history.add("op", "pause", t0, time.monotonic(), seconds=seconds)
 
-    # -- rules: faults ----------------------------------------------------------------------------
-    def _agent_ident(self, m: TaskModel) -> Any:
-        from faults.procfault import ProcIdentity
-
-        st = self._journal_start(m)
-        if st is None or st.get("start_ticks") is None:
-            return None
-        return ProcIdentity(st.pid, int(st.get("start_ticks")))
-
-    def rule_kill_agent(self, task: str) -> None:
-        m = self._task(task)
-        ident = self._agent_ident(m)
-        t0 = time.monotonic()
-        applied = bool(ident and ident.signal(signal.SIGKILL))
-        t1 = time.monotonic()
-        m.facts.faults.append(Fault("kill_agent", t0, t1, applied))
-        self._fault("kill_agent", t0, t1, applied, task, pid=ident.pid if ident else None)
-
-    def rule_kill_member(self, task: str, pick: int = 0) -> None:
-        """SIGKILL a descendant of the agent or its daemon: the agent itself stays healthy."""
-        from fake_agents import journal as fj
-        from faults.procfault import ProcIdentity, tree
-
-        m = self._task(task)
-        agent = self._agent_ident(m)
-        members = []
-        if agent is not None and agent.alive():
-            members += tree(agent.pid, include_root=False)
-        for ev in fj.all_of(fj.read(m.journal), "child"):
-            if ev.get("start_ticks") is not None:
-                ident = ProcIdentity(int(ev["child_pid"]), int(ev["start_ticks"]))
-                if ident not in members and ident.alive():
-                    members.append(ident)
-        t0 = time.monotonic()
-        victim = members[pick % len(members)] if members else None
-        applied = bool(victim and victim.signal(signal.SIGKILL))
-        t1 = time.monotonic()
-        m.facts.faults.append(Fault("kill_member", t0, t1, applied))
-        self._fault("kill_member", t0, t1, applied, task, pid=victim.pid if victim else None)
-
-    def rule_kill_supervisor(self, task: str) -> None:
-        """SIGKILL the task's `wrapper_pid` (the dispatcher's own supervisor) by identity."""
-        from faults.procfault import ProcIdentity
-
-        m = self._task(task)
-        call, s0, s1 = self._run("status", task)
-        self._op("status", call, s0, s1, task)
-        self._after_poll(m, call, s0, s1, "status")
-        pid = call.doc.get("wrapper_pid") if call.exit_code == 0 else None
-        ident = None
-        if isinstance(pid, int) and pid > 0:
-            try:
-                ident = ProcIdentity.of(pid)
-                if self.sb.marker not in _environ_value(pid, MARKER_VAR):
-                    ident = None  # not ours (gone and recycled): never signal a stranger
-            except (ProcessLookupError, ValueError):
-                ident = None
-        t0 = time.monotonic()
-        applied = bool(ident and ident.signal(signal.SIGKILL))
-        t1 = time.monotonic()
-        m.facts.faults.append(Fault("kill_supervisor", t0, t1, applied))
-        self._fault("kill_supervisor", t0, t1, applied, task, pid=pid)
-
-    def rule_kill_session(self, task: str) -> None:
-        from faults.tmuxfault import kill_session
-
-        m = self._task(task)
-        t0 = time.monotonic()
-        applied = False
-        if m.session:
-            try:
-                kill_session(self.sb.socket, m.session)
-                applied = True
-            except (LookupError, OSError):
-                applied = False
-        t1 = time.monotonic()
-        if applied:
-            m.facts.faults.append(Fault("kill_session", t0, t1, applied))
-        self._fault("kill_session", t0, t1, applied, task, session=m.session)
-
-    def rule_freeze_tmux(self, seconds: float) -> None:
-        """SIGSTOP the tmux server for SECONDS in the background (thawed by a timer or by healing)."""
-        from faults.tmuxfault import freeze_server
-
-        t0 = time.monotonic()
-        if self.freezing() or not self.sb.socket.exists():
-            self._fault("freeze_tmux", t0, t0, False, seconds=seconds)
-            return
-        started, release = threading.Event(), threading.Event()
-        errors: list[BaseException] = []
-
-        def hold() -> None:
-            try:
-                with freeze_server(self.sb.socket):
-                    started.set()
-                    release.wait(seconds)
-            except BaseException as e:  # no server, or it vanished: the fault did not land
-                errors.append(e)
-            finally:
-                started.set()
-
-        th = threading.Thread(target=hold, name="chaos-freeze", daemon=True)
-        th.start()
-        started.wait(15.0)
-        self._freezes.append((th, release))
-        self._fault("freeze_tmux", t0, t0 + seconds, not errors, seconds=seconds)
-
-    def rule_clock_jump(self, seconds: float) -> None:
-        t0 = time.monotonic()
-        if self.clock is not None:
-            self.clock.jump(seconds)
-        self._fault("clock_jump", t0, time.monotonic(), self.clock is not None, seconds=seconds)
-
-    def rule_crash_start(self, behaviour: str, delay: float, work: float = 0.3) -> str:
-        """`start` whose CLI is SIGKILLed after DELAY: the task may or may not exist, never twice."""
-        tid, argv, m = self._new_task(behaviour, work, 0, False)
-        call = self.impl.start_call(tid, argv, timeout=delay, strict=False)
-        t1 = time.monotonic()
-        t0 = t1 - call.duration_s
-        self._op("crash_start", call, t0, t1, tid, behaviour=behaviour, delay=delay)
-        if not call.timed_out and call.problem:
-            raise ContractViolation(call.describe())
-        self._register_start(m, call, t0, t1, killed=call.timed_out)
-        self._fault("crash_cli", t0, t1, call.timed_out, tid, verb="start", delay=delay)
-        return tid
-
-    def rule_crash_stop(self, task: str, delay: float) -> None:
-        m = self._task(task)
-        call, t0, t1 = self._run("stop", task, timeout=delay, strict=False)
-        self._op("crash_stop", call, t0, t1, task, delay=delay)
-        self._fault("crash_cli", t0, t1, call.timed_out, task, verb="stop", delay=delay)
-        if call.timed_out:
-            m.facts.stops.append(Stop(t0, t1, completed=False))
-            return
-        if call.problem:
-            raise ContractViolation(call.describe())
-        self._after_stop(m, call, t0, t1)
-
-    def rule_crash_reap(self, delay: float) -> None:
-        call, t0, t1 = self._run("reap", timeout=delay, strict=False)
-        self._op("crash_reap", call, t0, t1, delay=delay)
-        self._fault("crash_cli", t0, t1, call.timed_out, verb="reap", delay=delay)
-        if not call.timed_out:
-            if call.problem or call.exit_code != 0:
-                raise Violation(f"reap failed: {call.describe()}")
-            self._check_reaped(call.doc.get("reaped", []), t1)
-
     # -- healing and the final check --------------------------------------------------------------
     def _thaw(self) -> None:
         for th, release in self._freezes:
@@ -825,17 +668,6 @@ class World:
             )
 
 
-def _environ_value(pid: int, var: str) -> str:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            for item in f.read().split(b"\0"):
-                if item.startswith(var.encode() + b"="):
-                    return item.split(b"=", 1)[1].decode(errors="replace")
-    except OSError:
-        pass
-    return ""
-
-
 # -- the Hypothesis state machine -----------------------------------------------------------------
 
 
@@ -853,7 +685,6 @@ def machine_for(
 
     cfg = config or ChaosConfig()
     behaviour = st.sampled_from(cfg.behaviours)
-    faults = set(cfg.faults)
     ops = set(cfg.ops)
     begun: list[bool] = []
 
@@ -861,6 +692,28 @@ def machine_for(
         # Counts tasks started, not live ones: a precondition must not depend on timing, or Hypothesis
         # sees the same choices lead to different rules (FlakyStrategyDefinition).
         return len(self.w.tasks) < cfg.max_tasks
+
+    def draw(spec: Any, tasks: Any) -> Any:
+        """A nemesis argument spec (chaos.nemesis) as a strategy."""
+        if spec == nemesis.TASK:
+            return tasks
+        if spec == nemesis.BEHAVIOUR:
+            return behaviour
+        if isinstance(spec, range):
+            return st.integers(spec.start, spec.stop - 1)
+        return st.sampled_from(spec)
+
+    def fault_rule(nem: nemesis.Nemesis, tasks: Any) -> Any:
+        """The Hypothesis rule firing NEM (named after it: Hypothesis orders rules by name)."""
+
+        def step(self: Any, **args: Any) -> Any:
+            return self.w.call(nem.name, args)
+
+        step.__name__ = step.__qualname__ = nem.name
+        strategies = {a: draw(spec, tasks) for a, spec in nem.args.items()}
+        if nem.new_task:
+            return precondition(room)(rule(target=tasks, **strategies)(step))
+        return rule(**strategies)(step)
 
     class ChaosMachine(RuleBasedStateMachine):
         tasks = Bundle("tasks")
@@ -935,61 +788,12 @@ def machine_for(
             def pause(self, seconds: float) -> None:
                 self.w.call("pause", dict(seconds=seconds))
 
-        if "kill_agent" in faults:
-
-            @rule(task=tasks)
-            def kill_agent(self, task: str) -> None:
-                self.w.call("kill_agent", dict(task=task))
-
-        if "kill_member" in faults:
-
-            @rule(task=tasks, pick=st.integers(0, 3))
-            def kill_member(self, task: str, pick: int) -> None:
-                self.w.call("kill_member", dict(task=task, pick=pick))
-
-        if "kill_supervisor" in faults:
-
-            @rule(task=tasks)
-            def kill_supervisor(self, task: str) -> None:
-                self.w.call("kill_supervisor", dict(task=task))
-
-        if "kill_session" in faults:
-
-            @rule(task=tasks)
-            def kill_session(self, task: str) -> None:
-                self.w.call("kill_session", dict(task=task))
-
-        if "freeze_tmux" in faults:
-
-            @rule(seconds=st.sampled_from(FREEZES))
-            def freeze_tmux(self, seconds: float) -> None:
-                self.w.call("freeze_tmux", dict(seconds=seconds))
-
-        if "clock_jump" in faults:
-
-            @rule(seconds=st.sampled_from(JUMPS))
-            def clock_jump(self, seconds: float) -> None:
-                self.w.call("clock_jump", dict(seconds=seconds))
-
-        if "crash_cli" in faults:
-
-            @precondition(room)
-            @rule(target=tasks, behaviour=behaviour, delay=st.sampled_from(CLI_KILL_DELAYS))
-            def crash_start(self, behaviour: str, delay: float) -> str:
-                return self.w.call("crash_start", dict(behaviour=behaviour, delay=delay))
-
-            @rule(task=tasks, delay=st.sampled_from(CLI_KILL_DELAYS))
-            def crash_stop(self, task: str, delay: float) -> None:
-                self.w.call("crash_stop", dict(task=task, delay=delay))
-
-            @rule(delay=st.sampled_from(CLI_KILL_DELAYS))
-            def crash_reap(self, delay: float) -> None:
-                self.w.call("crash_reap", dict(delay=delay))
-
         @invariant()
         def consistent(self) -> None:
             self.w.invariant()
 
+    for nem in nemesis.enabled(cfg.faults):
+        setattr(ChaosMachine, nem.name, fault_rule(nem, ChaosMachine.tasks))
     if seed is not None:
         from hypothesis import seed as hseed
 
