@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import codecs
 import os
-import re
 import sys
 
 _NORMAL, _ESC, _CSI, _STR, _STR_ESC, _ESC_INTER = range(6)
-_C1_RE = re.compile("[\x80-\x9f]")
+_C1 = dict.fromkeys(range(0x80, 0xA0))  # C1 controls, dropped (str.translate: no `re` to import)
 MAX_STRING = 4096  # longest OSC payload kept for marker matching
 
 
@@ -96,7 +95,7 @@ class Stripper:
                         st = _NORMAL
         self.state = st
         text = self.decoder.decode(bytes(out))
-        return _C1_RE.sub("", text)
+        return text.translate(_C1)
 
     def _end_string(self) -> None:
         if self.osc is not None:
@@ -107,7 +106,7 @@ class Stripper:
         """Flush what is held back (a trailing CR, an incomplete UTF-8 sequence)."""
         tail = "\n" if self.pending_cr else ""
         self.pending_cr = False
-        return tail + _C1_RE.sub("", self.decoder.decode(b"", final=True))
+        return tail + self.decoder.decode(b"", final=True).translate(_C1)
 
 
 def strip(data: bytes) -> str:

@@ -165,7 +165,8 @@ def _intent(task: dict[str, Any]) -> dict[str, Any] | None:
 def reap(store: Store, tmux: Tmux | None) -> list[dict[str, Any]]:
     """One sweep; returns {task_id, session, reason} for everything ended."""
     out: list[dict[str, Any]] = []
-    for t in store.non_terminal():
+    pending = store.non_terminal()
+    for t in pending:
         reason = reconcile(store, t, tmux)
         if reason:
             out.append({"task_id": t["task_id"], "session": t["session"], "reason": reason})
@@ -183,10 +184,13 @@ def reap(store: Store, tmux: Tmux | None) -> list[dict[str, Any]]:
         sessions = tmux.list_sessions()
     except TmuxError:
         return out
+    ended = {r["task_id"] for r in out}
+    live = {t["session"] for t in pending if t["task_id"] not in ended}
+    strays = [s for s in sessions if is_our_session_name(s.name) and s.name not in live]
+    if not strays:
+        return out  # every session of ours belongs to a live task: no need to read every task ever run
     known = {t["session"]: t for t in store.all()}
-    for s in sessions:
-        if not is_our_session_name(s.name):
-            continue
+    for s in strays:
         t = known.get(s.name)
         if t is not None and not states.is_terminal(t["state"]):
             continue

@@ -20,7 +20,16 @@ from runner.config import SESSION_HEX, SESSION_PREFIX, Config
 from runner.errors import DispatchError
 from runner.procid import ProcessIdentity
 from runner.store import Store, public
-from runner.tmux import Tmux, TmuxError, TmuxMissing, TmuxTimeout, TmuxTooOld, min_version
+from runner.tmux import (
+    Pane,
+    Session,
+    Tmux,
+    TmuxError,
+    TmuxMissing,
+    TmuxTimeout,
+    TmuxTooOld,
+    min_version,
+)
 
 HANDSHAKE_TIMEOUT = 30.0
 STOP_TIMEOUT = 8.0
@@ -29,6 +38,21 @@ PKG_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 _SERVER_GOING_AWAY = ("server exited unexpectedly", "lost server", "Connection refused", "server exited")
+
+
+def pane_python(module: str, *args: str) -> list[str]:
+    """`python -S -m MODULE ARGS` for the processes we start in a pane (wrapper, log pipe).
+
+    -S skips `site` (and the editable install's import hook): the pane's interpreter starts sooner and
+    idles smaller; pane_pythonpath() names everything it may import instead.
+    """
+    return [sys.executable, "-S", "-m", module, *args]
+
+
+def pane_pythonpath() -> str:
+    """Our checkout, then this interpreter's site dirs (the macOS process backend imports psutil)."""
+    sites = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
+    return os.pathsep.join(dict.fromkeys([PKG_ROOT, *sites]))
 
 
 def _server_going_away(stderr: str) -> bool:
@@ -169,7 +193,34 @@ class Runner:
     def _launch(
         self, store: Store, row: dict[str, Any], tdir: Path, cwd: str, prompt_file: str
     ) -> dict[str, Any]:
+        """Task files, the session running the wrapper, its ack, the log pipe, then "go" (P1, P3, P10)."""
         task_id = row["task_id"]
+        nonce = self._write_task_files(row, tdir, cwd, prompt_file)
+        go, ack = tdir / "ctl.go", tdir / "ctl.ack"
+        os.mkfifo(go, 0o600)
+        os.mkfifo(ack, 0o600)
+        ack_fd = os.open(ack, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            session, pane = self._open_session(store, row, pane_python("runner.wrapper", str(tdir)), cwd)
+            store.update(task_id, pane_id=pane.id)
+            line = _read_line(ack_fd, Deadline(HANDSHAKE_TIMEOUT))
+        finally:
+            os.close(ack_fd)
+        if not line.startswith("spawned "):
+            store.transition(task_id, states.FAILED, "spawn_failed", detail={"handshake": line or "timeout"})
+            try:
+                self.tmux.kill_session(session.name)
+            except TmuxError:
+                pass
+            return self._start_result(store, task_id)
+        self._attach_log(row, tdir, pane.id, nonce)  # before "go": the agent's first byte is logged (P3)
+        faultpoint.hit("start.before_go", self.env)
+        _write_fifo(go, b"go\n", Deadline(HANDSHAKE_TIMEOUT))
+        self._await_running(store, task_id)
+        return self._start_result(store, task_id)
+
+    def _write_task_files(self, row: dict[str, Any], tdir: Path, cwd: str, prompt_file: str) -> str:
+        """The task dir: prompt copy, caller's env, task.json for the wrapper; returns the log nonce."""
         if tdir.exists():  # leftover of a task whose record is gone
             shutil.rmtree(tdir, ignore_errors=True)
         ensure_dir(tdir)
@@ -182,7 +233,7 @@ class Runner:
         write_json(
             tdir / "task.json",
             {
-                "task_id": task_id,
+                "task_id": row["task_id"],
                 "argv": row["argv"],
                 "cwd": cwd,
                 "model": row["model"],
@@ -195,81 +246,58 @@ class Runner:
                 "creator": ProcessIdentity.me().to_json(),
             },
         )
-        go, ack = tdir / "ctl.go", tdir / "ctl.ack"
-        os.mkfifo(go, 0o600)
-        os.mkfifo(ack, 0o600)
-        ack_fd = os.open(ack, os.O_RDONLY | os.O_NONBLOCK)
+        return nonce
+
+    def _open_session(
+        self, store: Store, row: dict[str, Any], argv: list[str], cwd: str
+    ) -> tuple[Session, Pane]:
+        """new-session running `argv` as the pane's process; a taken name draws a new one (P7)."""
+        session = row["session"]
         try:
-            wrapper_argv = [sys.executable, "-m", "runner.wrapper", str(tdir)]
-            try:
-                session = row["session"]
-                for _ in range(5):
-                    try:
-                        _, pane = self.tmux.new_session(
-                            session, wrapper_argv, cwd=cwd, env={"PYTHONPATH": PKG_ROOT}
-                        )
-                        break
-                    except TmuxError as e:
-                        if isinstance(e, TmuxTimeout):
-                            raise
-                        if _server_going_away(e.stderr):
-                            # we reached a server that was exiting after its last session closed: the
-                            # next call starts a fresh one (P7: new-session's return is always checked)
-                            continue
-                        if "duplicate session" not in e.stderr:
-                            raise
-                        session = SESSION_PREFIX + secrets.token_hex(SESSION_HEX // 2)
-                        store.update(task_id, session=session)
-                else:
-                    raise DispatchError("internal", "could not find a free session name")
-            except TmuxTimeout as e:
-                raise DispatchError("tmux_unreachable", f"tmux server did not answer: {e}") from None
-            except TmuxError as e:
-                raise DispatchError("tmux_unreachable", f"tmux new-session failed: {e.stderr or e}") from None
-            store.update(task_id, pane_id=pane.id)
-            line = _read_line(ack_fd, Deadline(HANDSHAKE_TIMEOUT))
-        finally:
-            os.close(ack_fd)
-        if not line.startswith("spawned "):
-            store.transition(task_id, states.FAILED, "spawn_failed", detail={"handshake": line or "timeout"})
-            try:
-                self.tmux.kill_session(session)
-            except TmuxError:
-                pass
-            return self._start_result(store, task_id)
-        # output capture before "go", so the agent's first byte is logged (P3)
-        pipe_cmd = " ".join(
-            shlex.quote(w)
-            for w in [
-                "exec",
-                "env",
-                f"PYTHONPATH={PKG_ROOT}",
-                sys.executable,
-                "-m",
-                "runner.logpipe",
-                row["log_path"],
-                str(tdir),
-                nonce,
-            ]
-        )
+            for _ in range(5):
+                try:
+                    return self.tmux.new_session(
+                        session, argv, cwd=cwd, env={"PYTHONPATH": pane_pythonpath()}
+                    )
+                except TmuxError as e:
+                    if isinstance(e, TmuxTimeout):
+                        raise
+                    if _server_going_away(e.stderr):
+                        # we reached a server that was exiting after its last session closed: the
+                        # next call starts a fresh one (P7: new-session's return is always checked)
+                        continue
+                    if "duplicate session" not in e.stderr:
+                        raise
+                    session = SESSION_PREFIX + secrets.token_hex(SESSION_HEX // 2)
+                    store.update(row["task_id"], session=session)
+        except TmuxTimeout as e:
+            raise DispatchError("tmux_unreachable", f"tmux server did not answer: {e}") from None
+        except TmuxError as e:
+            raise DispatchError("tmux_unreachable", f"tmux new-session failed: {e.stderr or e}") from None
+        raise DispatchError("internal", "could not find a free session name")
+
+    def _attach_log(self, row: dict[str, Any], tdir: Path, pane_id: str, nonce: str) -> None:
+        """pipe-pane into the log filter; best effort: completion never depends on the log (P3)."""
+        argv = ["exec", "env", f"PYTHONPATH={pane_pythonpath()}"]
+        argv += pane_python("runner.logpipe", row["log_path"], str(tdir), nonce)
         wanted = tdir / "logpipe.wanted"  # the supervisor waits for this pipe's ack before it leaves
         write_atomic(wanted, b"")  # 0600 like every state file (write_bytes left it 0644)
         try:
-            self.tmux.pipe_pane(pane.id, pipe_cmd)
+            self.tmux.pipe_pane(pane_id, shlex.join(argv))
         except TmuxError:
-            wanted.unlink(missing_ok=True)  # best effort: completion never depends on the log (P3)
-        faultpoint.hit("start.before_go", self.env)
-        _write_fifo(go, b"go\n", Deadline(HANDSHAKE_TIMEOUT))
-        # report running (or already terminal) rather than a transient starting
+            wanted.unlink(missing_ok=True)
+
+    @staticmethod
+    def _await_running(store: Store, task_id: str) -> None:
+        """Report running (or already terminal) rather than a transient starting: wait on the wrapper."""
         dl = Deadline(5.0)
         while not dl.expired():
             t = store.get(task_id)
             if t is None or t["state"] != states.STARTING:
-                break
+                return
             w = reaper.ident(t["wrapper_pid"], t["wrapper_start"])
             if w is not None:
                 w.wait_exit(dl.cap(0.02))
-        return self._start_result(store, task_id)
 
     @staticmethod
     def _start_result(store: Store, task_id: str) -> dict[str, Any]:

@@ -17,7 +17,6 @@ import sys
 import time
 
 from runner import faultpoint, states
-from runner.atomicio import write_json
 from runner.clock import Deadline, mono, wall
 from runner.procid import ProcessIdentity, kill_tree, reap_children
 from runner.resultfile import read_result, read_result_settled
@@ -187,57 +186,11 @@ class Wrapper:
     # -- main ------------------------------------------------------------------------------------------
 
     def run(self) -> int:
-        set_subreaper()
         wake_r = self.install_signals()
         if not self.claim(ProcessIdentity.me()):
             return 0  # another supervisor owns this task: touch nothing of it
-        env = self.agent_env()
-        argv: list[str] = self.task["argv"]
-        cwd: str = self.task["cwd"]
-        go_r, go_w = os.pipe()
-        err_r, err_w = os.pipe()
-        os.set_inheritable(err_w, False)
-        pid = os.fork()
-        if pid == 0:  # the agent-to-be
-            try:
-                os.close(go_w)
-                os.close(err_r)
-                signal.set_wakeup_fd(-1)
-                for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGINT, signal.SIGPIPE):
-                    signal.signal(s, signal.SIG_DFL)
-                if os.read(go_r, 1) != b"x":
-                    os._exit(126)
-                os.close(go_r)
-                os.chdir(cwd)
-                os.execvpe(argv[0], argv, env)
-            except BaseException as e:  # exec failed: tell the wrapper why
-                try:
-                    msg = (
-                        f"{type(e).__name__}: {e}"
-                        if not isinstance(e, OSError)
-                        else f"{argv[0]}: {e.strerror}"
-                    )
-                    os.write(err_w, msg.encode(errors="replace")[:1000])
-                finally:
-                    os._exit(127)
-        os.close(go_r)
-        os.close(err_w)
-        self.agent = ProcessIdentity.of(pid) or ProcessIdentity(pid, -1)
-        started_at = self.agent.started_at()
-        self.store.update(
-            self.task_id,
-            agent_pid=pid,
-            agent_start=self.agent.start,
-            agent_started_at=started_at,
-            started_at=wall(),
-        )
-        try:
-            # open "go" for reading before acking, so the CLI's write always finds a reader
-            go_fd = os.open(self.p("ctl.go"), os.O_RDONLY | os.O_NONBLOCK)
-            self.ack(f"spawned {pid} {self.agent.start}")
-            outcome = self.wait_go(wake_r, go_fd)
-        except OSError as e:
-            outcome = f"handshake failed: {e}"
+        go_w, err_r = self._fork_agent(self.agent_env())
+        outcome = self._handshake(wake_r)
         if outcome != "go":
             os.close(go_w)  # the child reads EOF and exits 126
             self._wait_agent()
@@ -260,6 +213,74 @@ class Wrapper:
         self.store.transition(self.task_id, states.RUNNING, "spawned", expect=[states.STARTING])
         self.supervise(wake_r)
         return 0
+
+    def _fork_agent(self, env: dict[str, str]) -> tuple[int, int]:
+        """Fork the agent-to-be: it waits for a byte on the go pipe, then execvp's ARGV (no shell, P1).
+
+        Returns (go pipe's write end, exec-error pipe's read end); the error pipe is close-on-exec, so
+        it reads empty once the agent exec'd and carries the reason when exec failed.
+        """
+        argv: list[str] = self.task["argv"]
+        cwd: str = self.task["cwd"]
+        go_r, go_w = os.pipe()
+        err_r, err_w = os.pipe()
+        os.set_inheritable(err_w, False)
+        pid = os.fork()
+        if pid == 0:  # the agent-to-be
+            try:
+                os.close(go_w)
+                os.close(err_r)
+                signal.set_wakeup_fd(-1)
+                for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGINT, signal.SIGPIPE):
+                    signal.signal(s, signal.SIG_DFL)
+                if os.read(go_r, 1) != b"x":
+                    os._exit(126)
+                os.close(go_r)
+                os.chdir(cwd)
+                os.execvpe(argv[0], argv, env)
+            except BaseException as e:  # exec failed: tell the wrapper why
+                try:
+                    msg = f"{argv[0]}: {e.strerror}" if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+                    os.write(err_w, msg.encode(errors="replace")[:1000])
+                finally:
+                    os._exit(127)
+        os.close(go_r)
+        os.close(err_w)
+        self.agent = ProcessIdentity.of(pid) or ProcessIdentity(pid, -1)
+        return go_w, err_r
+
+    def _handshake(self, wake_r: int) -> str:
+        """Ack "spawned PID START" to `start`, record the agent, then wait for "go": go|stop|hup|...
+
+        Recording the agent and becoming a subreaper happen after the ack, while `start` attaches the
+        log pipe: both are done before the agent is released, and off `start`'s critical path.
+        """
+        assert self.agent is not None
+        go_fd = -1
+        try:
+            # open "go" for reading before acking, so the CLI's write always finds a reader
+            go_fd = os.open(self.p("ctl.go"), os.O_RDONLY | os.O_NONBLOCK)
+            self.ack(f"spawned {self.agent.pid} {self.agent.start}")
+        except OSError as e:
+            if go_fd >= 0:
+                os.close(go_fd)
+            return f"handshake failed: {e}"
+        try:
+            self.store.update(
+                self.task_id,
+                agent_pid=self.agent.pid,
+                agent_start=self.agent.start,
+                agent_started_at=self.agent.started_at(),
+                started_at=wall(),
+            )
+            set_subreaper()
+        except BaseException:
+            os.close(go_fd)
+            raise
+        try:
+            return self.wait_go(wake_r, go_fd)
+        except OSError as e:
+            return f"handshake failed: {e}"
 
     def claim(self, me: ProcessIdentity) -> bool:
         """Become the task's one supervisor (compare-and-set on an unclaimed, starting task).
@@ -289,96 +310,61 @@ class Wrapper:
             self._collect(pid, status)
 
     def supervise(self, wake_r: int) -> None:
+        """One pass per wake-up: observe, decide (runner.states), act; sleep until the next deadline."""
         assert self.agent is not None
-        agent = self.agent
-        t = self.task["knobs"]
-        started = mono()
         try:
-            pidfd: int | None = os.pidfd_open(agent.pid)
+            pidfd: int | None = os.pidfd_open(self.agent.pid)
         except (AttributeError, OSError):
             pidfd = None
         poller = select.poll()
         poller.register(wake_r, select.POLLIN)
         if pidfd is not None:
             poller.register(pidfd, select.POLLIN)
-        result_path, hb_path = self.p("result.json"), self.p("heartbeat")
-        last_hb = read_heartbeat(hb_path)
-        last_change: float | None = None
-        result_kind, result_value, result_seen = states.ABSENT, None, None
-        intent: tuple[str, str] | None = None
-        state = states.RUNNING
+        watch = Watch(self)
         while True:
             self.reap()
-            now = mono()
-            exited = self.status is not None
-            if exited:
-                if result_kind != states.VALID:
-                    result_kind, result_value = read_result_settled(result_path)
-            elif result_kind != states.VALID:
-                kind, value = read_result(result_path)
-                if kind == states.VALID:
-                    result_kind, result_value, result_seen = kind, value, now
-            hb = read_heartbeat(hb_path)
-            if hb is not None and hb != last_hb:
-                last_hb, last_change = hb, now
-            if intent is None and "stop" not in self.flags and os.path.exists(self.p("stop")):
-                self.flags.add("stop")
-            code = sig = None
-            if exited:
-                assert self.status is not None
-                if os.WIFSIGNALED(self.status):
-                    sig = os.WTERMSIG(self.status)
-                else:
-                    code = os.waitstatus_to_exitcode(self.status)
-            obs = states.Observation(
-                state=state,
-                now=now,
-                started=started,
-                stale_after=float(t["stale_after"]),
-                grace=float(t["grace"]),
-                max_lifetime=float(t["max_lifetime"]),
-                exited=exited,
-                exit_code=code,
-                signal=sig,
-                intent=intent,
-                result=result_kind,
-                result_seen_at=result_seen,
-                stop_requested="stop" in self.flags,
-                session_lost="hup" in self.flags,
-                last_beat_change=last_change,
-            )
+            obs = watch.observe()
             d = states.decide(obs)
-            keep_result = result_value if result_kind == states.VALID else None
-            if d.kind == states.END:
-                assert d.state is not None
-                self.end(d.state, d.reason, now, code, sig, result_kind, keep_result)
+            step = self._act(d, watch, obs)
+            if step == "done":
                 return
-            if d.kind == states.KILL:
-                assert d.state is not None and d.reason is not None
-                if d.reason == "session_lost":
-                    # no kill can change this outcome: record it first, then end the tree (finish)
-                    self.finish(d.state, d.reason)
-                    return
-                intent = (d.state, d.reason)
-                self.kill_for(d.state, d.reason, now, result_kind, keep_result)
+            if step == "again":
                 continue
-            if d.kind == states.ENTER:
-                assert d.state is not None
-                if self.store.transition(
-                    self.task_id, d.state, d.reason, expect=states.NON_TERMINAL - {states.NEEDS_INPUT}
-                ):
-                    state = d.state
-                else:
-                    cur = self.store.get(self.task_id)
-                    if cur and states.is_terminal(cur["state"]):
-                        # someone else (stop after we hung, reap) recorded an end: honour it
-                        intent = (cur["state"], cur["reason"])
             # with a pidfd the agent's exit wakes us; without one, look at least once a second
             cap = states.MAX_TICK_S if pidfd is not None else 1.0
             timeout = cap if d.next_check is None else max(0.0, min(cap, d.next_check - mono()))
             for fd, _ in poller.poll(int(timeout * 1000) + 1 if timeout > 0 else 0):
                 if fd == wake_r:
                     _drain(wake_r)
+
+    def _act(self, d: states.Decision, watch: Watch, obs: states.Observation) -> str:
+        """Carry out one decision: done (recorded, leave), again (look at once), or wait."""
+        keep_result = watch.result_value if watch.result_kind == states.VALID else None
+        if d.kind == states.END:
+            assert d.state is not None
+            self.end(d.state, d.reason, obs.now, obs.exit_code, obs.signal, watch.result_kind, keep_result)
+            return "done"
+        if d.kind == states.KILL:
+            assert d.state is not None and d.reason is not None
+            if d.reason == "session_lost":
+                # no kill can change this outcome: record it first, then end the tree (finish)
+                self.finish(d.state, d.reason)
+                return "done"
+            watch.intent = (d.state, d.reason)
+            self.kill_for(d.state, d.reason, obs.now, watch.result_kind, keep_result)
+            return "again"
+        if d.kind == states.ENTER:
+            assert d.state is not None
+            if self.store.transition(
+                self.task_id, d.state, d.reason, expect=states.NON_TERMINAL - {states.NEEDS_INPUT}
+            ):
+                watch.state = d.state
+            else:
+                cur = self.store.get(self.task_id)
+                if cur and states.is_terminal(cur["state"]):
+                    # someone else (stop after we hung, reap) recorded an end: honour it
+                    watch.intent = (cur["state"], cur["reason"])
+        return "wait"
 
     def end(
         self,
@@ -395,6 +381,8 @@ class Wrapper:
         A reaper that finds only exit.json (we died before the state write) records this decision, with
         its result, not our own SIGTERM as a crash and not a result re-read after the fact.
         """
+        from runner.atomicio import write_json  # only at the end: keeps tempfile out of an idle wrapper
+
         doc = {"exit_code": code, "signal": sig, "state": state, "reason": reason}
         doc.update({"result_kind": result_kind, "result": result, "mono": now, "wall": wall()})
         write_json(self.p("exit.json"), doc)
@@ -405,6 +393,8 @@ class Wrapper:
         """End the agent's tree for a reason of ours; intent.json first, so a reaper knows why (and the
         complete result the decision rests on: `completed_by_result` without its result is a lost result).
         """
+        from runner.atomicio import write_json
+
         assert self.agent is not None
         doc = {"state": state, "reason": reason, "mono": now, "result_kind": result_kind, "result": result}
         write_json(self.p("intent.json"), doc)
@@ -480,6 +470,64 @@ class Wrapper:
             time.sleep(dl.cap(delay))
             delay = min(0.05, delay * 2)
         return False
+
+
+class Watch:
+    """What supervision carries from pass to pass: the result seen, the heartbeat's last change, our
+    intent, the task's live state; `observe` turns one look at the files into a states.Observation."""
+
+    def __init__(self, w: Wrapper) -> None:
+        self.w = w
+        self.knobs = w.task["knobs"]
+        self.started = mono()
+        self.result_path, self.hb_path = w.p("result.json"), w.p("heartbeat")
+        self.last_hb = read_heartbeat(self.hb_path)
+        self.last_change: float | None = None
+        self.result_kind: str = states.ABSENT
+        self.result_value: object = None
+        self.result_seen: float | None = None
+        self.intent: tuple[str, str] | None = None
+        self.state = states.RUNNING
+
+    def observe(self) -> states.Observation:
+        w, now = self.w, mono()
+        exited = w.status is not None
+        if exited:
+            if self.result_kind != states.VALID:
+                self.result_kind, self.result_value = read_result_settled(self.result_path)
+        elif self.result_kind != states.VALID:
+            kind, value = read_result(self.result_path)
+            if kind == states.VALID:
+                self.result_kind, self.result_value, self.result_seen = kind, value, now
+        hb = read_heartbeat(self.hb_path)
+        if hb is not None and hb != self.last_hb:
+            self.last_hb, self.last_change = hb, now
+        if self.intent is None and "stop" not in w.flags and os.path.exists(w.p("stop")):
+            w.flags.add("stop")
+        code = sig = None
+        if w.status is not None:
+            if os.WIFSIGNALED(w.status):
+                sig = os.WTERMSIG(w.status)
+            else:
+                code = os.waitstatus_to_exitcode(w.status)
+        t = self.knobs
+        return states.Observation(
+            state=self.state,
+            now=now,
+            started=self.started,
+            stale_after=float(t["stale_after"]),
+            grace=float(t["grace"]),
+            max_lifetime=float(t["max_lifetime"]),
+            exited=exited,
+            exit_code=code,
+            signal=sig,
+            intent=self.intent,
+            result=self.result_kind,
+            result_seen_at=self.result_seen,
+            stop_requested="stop" in w.flags,
+            session_lost="hup" in w.flags,
+            last_beat_change=self.last_change,
+        )
 
 
 def _read_all(fd: int) -> bytes:

@@ -35,8 +35,9 @@ def swap_pane_module(name: str, mode: str = "_wrapper") -> None:
         orig: Callable[..., Any], self: Any, sname: str, argv: Sequence[str], *a: Any, **kw: Any
     ) -> Any:
         argv = list(argv)
-        if argv[1:3] == ["-m", WRAPPER_MODULE]:
-            argv = [argv[0], "-m", "conformance.known_bad", name, mode, *argv[3:]]
+        i = argv.index(WRAPPER_MODULE) if WRAPPER_MODULE in argv else -1
+        if i > 0 and argv[i - 1] == "-m":  # interpreter flags (-S) before -m are kept
+            argv = [*argv[:i], "conformance.known_bad", name, mode, *argv[i + 1 :]]
         return orig(self, sname, argv, *a, **kw)
 
     wrap(Tmux, "new_session", new_session)
