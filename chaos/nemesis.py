@@ -1,12 +1,10 @@
 """The nemesis (Jepsen's word): every fault a chaos program can fire, one function each, in a registry.
 
-A fault is a function ``f(world, **args)`` registered with :func:`fault`: its rule name in programs,
-the ``ChaosConfig.faults`` entry that enables it (``crash_cli`` covers three), and what a program draws
-for each argument (``TASK``: a task already started; ``BEHAVIOUR``: a behaviour of the config; a tuple:
-one of its values; a range: an integer in it). :func:`chaos.stateful.machine_for` turns every entry
-into a Hypothesis rule and :meth:`chaos.stateful.World.call` runs it by name, so adding a fault is one
-function here. A fault that lands appends a :class:`chaos.checker.Fault` to its task's facts (when it
-can end the task) and records itself in the history with whether it landed.
+A fault is a :mod:`chaos.steps` step registered with :func:`fault`: its rule name in programs, the
+``ChaosConfig.faults`` entry that enables it (``crash_cli`` covers three), and what a program draws
+for each argument. Adding a fault is one function here. A fault that lands appends a
+:class:`chaos.checker.Fault` to its task's facts (when it can end the task); every fault records
+itself in the history with whether it landed.
 """
 
 from __future__ import annotations
@@ -14,53 +12,27 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from chaos import operations, steps
 from chaos.checker import Fault, Stop, Violation
+from chaos.steps import BEHAVIOUR, TASK, Step, registrar
 from conformance.harness import ContractViolation
 from conformance.isolation import MARKER_VAR
 
 FREEZES = (0.3, 1.0)
 JUMPS = (3600.0, -3600.0, 86400.0, -30 * 86400.0)
 CLI_KILL_DELAYS = (0.05, 0.25, 0.6)
-TASK = "task"  # draw a task from the program's started tasks
-BEHAVIOUR = "behaviour"  # draw one of the config's behaviours
 
-
-@dataclass(frozen=True)
-class Nemesis:
-    """One registered fault: the rule name, its config group, the function and its argument draws."""
-
-    name: str
-    group: str
-    fn: Callable[..., Any]
-    args: dict[str, Any] = field(default_factory=dict)
-    new_task: bool = False  # returns a task name (the program's task bundle grows; needs room for one)
-
-
-REGISTRY: dict[str, Nemesis] = {}
-
-
-def fault(name: str, group: str | None = None, *, new_task: bool = False, **args: Any) -> Callable[..., Any]:
-    """Register the decorated function as fault NAME (enabled by GROUP, default NAME) drawing ARGS."""
-
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        REGISTRY[name] = Nemesis(name, group or name, fn, dict(args), new_task)
-        return fn
-
-    return register
+# every fault, by rule name (crash_start, crash_stop and crash_reap share the config entry crash_cli)
+REGISTRY: dict[str, Step] = {}
+fault = registrar(REGISTRY)
+Nemesis = Step
 
 
 def groups() -> tuple[str, ...]:
     """The fault names a config may list (``ChaosConfig.faults``), in registration order."""
-    return tuple(dict.fromkeys(n.group for n in REGISTRY.values()))
-
-
-def enabled(faults: tuple[str, ...]) -> list[Nemesis]:
-    """The registered faults a config with FAULTS may fire."""
-    return [n for n in REGISTRY.values() if n.group in faults]
+    return steps.groups(REGISTRY)
 
 
 def _environ_value(pid: int, var: str) -> str:
@@ -128,7 +100,7 @@ def kill_supervisor(w: Any, task: str) -> None:
     m = w._task(task)
     call, s0, s1 = w._run("status", task)
     w._op("status", call, s0, s1, task)
-    w._after_poll(m, call, s0, s1, "status")
+    operations.after_poll(w, m, call, s0, s1, "status")
     pid = call.doc.get("wrapper_pid") if call.exit_code == 0 else None
     ident = None
     if isinstance(pid, int) and pid > 0:
@@ -230,7 +202,7 @@ def crash_stop(w: Any, task: str, delay: float) -> None:
         return
     if call.problem:
         raise ContractViolation(call.describe())
-    w._after_stop(m, call, t0, t1)
+    operations.after_stop(w, m, call, t0, t1)
 
 
 @fault("crash_reap", "crash_cli", delay=CLI_KILL_DELAYS)
@@ -242,4 +214,4 @@ def crash_reap(w: Any, delay: float) -> None:
     if not call.timed_out:
         if call.problem or call.exit_code != 0:
             raise Violation(f"reap failed: {call.describe()}")
-        w._check_reaped(call.doc.get("reaped", []), t1)
+        operations.check_reaped(w, call.doc.get("reaped", []), t1)

@@ -25,13 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos import nemesis
+from chaos import nemesis, operations, steps
 from chaos.checker import (
     NON_TERMINAL,
     TERMINAL,
     Journal,
     Knobs,
-    Stop,
     TaskFacts,
     Violation,
     judge,
@@ -60,14 +59,10 @@ BEHAVIOURS = (
     "long_work",  # a child, works past the lifetime
     "linger",  # complete result early, keeps running (completed_by_result)
 )
-OPS = ("start", "stop", "wait", "status", "reap", "pause")
+OPS = operations.groups()  # start, stop, wait, status, reap, pause: chaos.operations registers each
 FAULTS = nemesis.groups()  # kill_agent ... crash_cli: chaos.nemesis registers each
 EXIT_CODES = (1, 2, 7, 42)
-WORKS = (0.2, 1.0, 2.5)
-PAUSES = (0.2, 0.8, 1.5)
-WAITS = (0.3, 1.5)
 LEAK_WAIT_S = 6.0
-STOP_CLEAN_S = 3.0
 KILL_ESCALATION_S = 3.0  # SIGTERM, a grace of a second or so, SIGKILL, then the record
 
 
@@ -247,9 +242,8 @@ class World:
         if self.broken:
             return f"skipped-{rule}" if rule in ("start", "crash_start") else None
         self.history.step(rule, **args)
-        nem = nemesis.REGISTRY.get(rule)
-        step = (lambda: nem.fn(self, **args)) if nem else (lambda: getattr(self, "rule_" + rule)(**args))
-        return self._guard(step)
+        step = operations.REGISTRY.get(rule) or nemesis.REGISTRY[rule]  # looked up now: tests patch them
+        return self._guard(lambda: step.fn(self, **args))
 
     def invariant(self) -> None:
         if not self.broken:
@@ -488,97 +482,6 @@ class World:
             return
         raise Violation(f"start {m.tid} ({m.facts.behaviour}) was refused: {call.describe()}")
 
-    def rule_start(self, behaviour: str, work: float = 0.3, variant: int = 0, noise: bool = False) -> str:
-        tid, argv, m = self._new_task(behaviour, work, variant, noise)
-        call = self.impl.start_call(tid, argv, timeout=60.0)
-        t1 = time.monotonic()
-        t0 = t1 - call.duration_s
-        self._op("start", call, t0, t1, tid, behaviour=behaviour, work=work, variant=variant, noise=noise)
-        self._register_start(m, call, t0, t1, killed=False)
-        return tid
-
-    def rule_stop(self, task: str) -> None:
-        m = self._task(task)
-        call, t0, t1 = self._run("stop", task, timeout=60.0)
-        self._op("stop", call, t0, t1, task)
-        self._after_stop(m, call, t0, t1)
-
-    def _after_stop(self, m: TaskModel, call: Call, t0: float, t1: float) -> None:
-        if call.exit_code == 2 and call.error_code == "unknown_task" and m.exists != "yes" and not m.seen:
-            return
-        if call.exit_code != 0:
-            raise Violation(f"stop {m.tid} failed: {call.describe()}")
-        if call.doc.get("state") not in TERMINAL:
-            raise Violation(f"stop {m.tid} returned non-terminal state {call.doc.get('state')!r}")
-        m.facts.stops.append(Stop(t0, t1, True))
-        self.observe(call.doc, t0, t1, "stop")
-        left = self._wait_gone(m, STOP_CLEAN_S)
-        if left:
-            raise Violation(f"stop {m.tid} returned but processes of the task remain: {left}")
-
-    def _wait_gone(self, m: TaskModel, timeout: float) -> list[str]:
-        """Processes carrying the agent's FAKE_AGENT_MARKER (agent, children, daemon) still alive."""
-        st = self._journal_start(m)
-        if st is None:
-            return []
-        marker = st.get("marker")
-        deadline = time.monotonic() + timeout
-        while True:
-            left = find_marked(marker, "FAKE_AGENT_MARKER") if marker else []
-            if not left or time.monotonic() >= deadline:
-                return [str(x) for x in left]
-            time.sleep(0.05)
-
-    def rule_wait(self, task: str, timeout: float = 0.3) -> None:
-        m = self._task(task)
-        call, t0, t1 = self._run("wait", task, "--timeout", f"{timeout:g}", timeout=timeout + 30.0)
-        self._op("wait", call, t0, t1, task, timeout=timeout)
-        self._after_poll(m, call, t0, t1, "wait", timeout_ok=True)
-
-    def _after_poll(
-        self, m: TaskModel, call: Call, t0: float, t1: float, verb: str, timeout_ok: bool = False
-    ) -> None:
-        if call.exit_code == 2 and call.error_code == "unknown_task" and m.exists != "yes" and not m.seen:
-            return
-        if call.exit_code == 124 and timeout_ok:
-            if call.doc.get("state") in TERMINAL:
-                raise Violation(f"wait {m.tid} exited 124 with a terminal state {call.doc.get('state')}")
-        elif call.exit_code != 0:
-            raise Violation(f"{verb} {m.tid} failed: {call.describe()}")
-        elif verb == "wait" and call.doc.get("state") not in TERMINAL:
-            raise Violation(f"wait {m.tid} exited 0 with non-terminal state {call.doc.get('state')}")
-        self.observe(call.doc, t0, t1, verb)
-
-    def rule_status(self, task: str) -> None:
-        m = self._task(task)
-        call, t0, t1 = self._run("status", task)
-        self._op("status", call, t0, t1, task)
-        self._after_poll(m, call, t0, t1, "status")
-
-    def rule_reap(self) -> None:
-        call, t0, t1 = self._run("reap", timeout=60.0)
-        self._op("reap", call, t0, t1, reaped=call.doc.get("reaped") if isinstance(call.doc, dict) else None)
-        if call.exit_code != 0:
-            raise Violation(f"reap failed: {call.describe()}")
-        self._check_reaped(call.doc.get("reaped", []), t1)
-
-    def _check_reaped(self, reaped: list[dict[str, Any]], now: float) -> None:
-        """Reap may only end what nobody supervises: lost supervisors, expired lifetimes, dead sessions."""
-        for r in reaped:
-            tid = r.get("task_id")
-            if tid is None or tid not in self.tasks:
-                continue
-            m = self.tasks[tid]
-            lost = any(f.kind in ("kill_supervisor", "kill_session") and f.applied for f in m.facts.faults)
-            expired = now >= m.facts.call_t0 + self.k.max_lifetime
-            if not (lost or expired or m.facts.start_killed or m.terminal is not None):
-                raise Violation(f"reap ended task {tid}, which was supervised and within its lifetime: {r}")
-
-    def rule_pause(self, seconds: float) -> None:
-        t0 = time.monotonic()
-        time.sleep(seconds)
-        self.history.add("op", "pause", t0, time.monotonic(), seconds=seconds)
-
     # -- healing and the final check --------------------------------------------------------------
     def _thaw(self) -> None:
         for th, release in self._freezes:
@@ -595,7 +498,7 @@ class World:
 
     def final_check(self) -> None:
         self.heal()
-        self.rule_reap()
+        operations.reap(self)
         for m in list(self.tasks.values()):
             if m.exists == "no" or m.terminal is not None:
                 continue
@@ -627,7 +530,7 @@ class World:
             "wait", m.tid, "--timeout", f"{max(0.1, limit):.2f}", timeout=max(0.1, limit) + 30
         )
         self._op("wait", call, t0, t1, m.tid, timeout=round(limit, 2), final=True)
-        self._after_poll(m, call, t0, t1, "wait", timeout_ok=True)
+        operations.after_poll(self, m, call, t0, t1, "wait", timeout_ok=True)
         if m.terminal is not None or (call.error_code == "unknown_task" and m.exists == "maybe"):
             return
         if not m.facts.start_killed:
@@ -645,7 +548,7 @@ class World:
         self.history.add(
             "heal", "stop", t0, t1, m.tid, exit=call.exit_code, state=(call.doc or {}).get("state")
         )
-        self._after_stop(m, call, t0, t1)
+        operations.after_stop(self, m, call, t0, t1)
 
     def check_leaks(self) -> None:
         """No process, tmux server, session or socket of the run may outlive it."""
@@ -680,12 +583,9 @@ def machine_for(
     deadline: float | None = None,
 ) -> type:
     """A ``RuleBasedStateMachine`` class drawing programs from CONFIG against IMPL."""
-    from hypothesis import strategies as st
     from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
 
     cfg = config or ChaosConfig()
-    behaviour = st.sampled_from(cfg.behaviours)
-    ops = set(cfg.ops)
     begun: list[bool] = []
 
     def room(self: Any) -> bool:
@@ -693,30 +593,26 @@ def machine_for(
         # sees the same choices lead to different rules (FlakyStrategyDefinition).
         return len(self.w.tasks) < cfg.max_tasks
 
-    def draw(spec: Any, tasks: Any) -> Any:
-        """A nemesis argument spec (chaos.nemesis) as a strategy."""
-        if spec == nemesis.TASK:
-            return tasks
-        if spec == nemesis.BEHAVIOUR:
-            return behaviour
-        if isinstance(spec, range):
-            return st.integers(spec.start, spec.stop - 1)
-        return st.sampled_from(spec)
+    def step_rule(step: steps.Step, tasks: Any) -> Any:
+        """The Hypothesis rule running STEP (named after it: Hypothesis orders rules by name)."""
 
-    def fault_rule(nem: nemesis.Nemesis, tasks: Any) -> Any:
-        """The Hypothesis rule firing NEM (named after it: Hypothesis orders rules by name)."""
+        def run(self: Any, **args: Any) -> Any:
+            return self.w.call(step.name, args)
 
-        def step(self: Any, **args: Any) -> Any:
-            return self.w.call(nem.name, args)
+        run.__name__ = run.__qualname__ = step.name
+        drawn = {a: steps.strategy(spec, tasks, cfg.behaviours) for a, spec in step.args.items()}
+        if step.new_task:
+            return precondition(room)(rule(target=tasks, **drawn)(run))
+        return rule(**drawn)(run)
 
-        step.__name__ = step.__qualname__ = nem.name
-        strategies = {a: draw(spec, tasks) for a, spec in nem.args.items()}
-        if nem.new_task:
-            return precondition(room)(rule(target=tasks, **strategies)(step))
-        return rule(**strategies)(step)
+    bundle = Bundle("tasks")
+    start_args = {
+        a: steps.strategy(spec, bundle, cfg.behaviours)
+        for a, spec in operations.REGISTRY["start"].args.items()
+    }
 
     class ChaosMachine(RuleBasedStateMachine):
-        tasks = Bundle("tasks")
+        tasks = bundle
 
         def __init__(self) -> None:
             super().__init__()
@@ -733,67 +629,17 @@ def machine_for(
             finally:
                 self.w.close()
 
-        @initialize(
-            target=tasks,
-            behaviour=behaviour,
-            work=st.sampled_from(WORKS),
-            variant=st.integers(0, 3),
-            noise=st.booleans(),
-        )
+        @initialize(target=tasks, **start_args)
         def first(self, behaviour: str, work: float, variant: int, noise: bool) -> str:
             return self.w.call("start", dict(behaviour=behaviour, work=work, variant=variant, noise=noise))
-
-        if "start" in ops:
-
-            @precondition(room)
-            @rule(
-                target=tasks,
-                behaviour=behaviour,
-                work=st.sampled_from(WORKS),
-                variant=st.integers(0, 3),
-                noise=st.booleans(),
-            )
-            def start(self, behaviour: str, work: float, variant: int, noise: bool) -> str:
-                return self.w.call(
-                    "start", dict(behaviour=behaviour, work=work, variant=variant, noise=noise)
-                )
-
-        if "stop" in ops:
-
-            @rule(task=tasks)
-            def stop(self, task: str) -> None:
-                self.w.call("stop", dict(task=task))
-
-        if "wait" in ops:
-
-            @rule(task=tasks, timeout=st.sampled_from(WAITS))
-            def wait(self, task: str, timeout: float) -> None:
-                self.w.call("wait", dict(task=task, timeout=timeout))
-
-        if "status" in ops:
-
-            @rule(task=tasks)
-            def status(self, task: str) -> None:
-                self.w.call("status", dict(task=task))
-
-        if "reap" in ops:
-
-            @rule()
-            def reap(self) -> None:
-                self.w.call("reap", {})
-
-        if "pause" in ops:
-
-            @rule(seconds=st.sampled_from(PAUSES))
-            def pause(self, seconds: float) -> None:
-                self.w.call("pause", dict(seconds=seconds))
 
         @invariant()
         def consistent(self) -> None:
             self.w.invariant()
 
-    for nem in nemesis.enabled(cfg.faults):
-        setattr(ChaosMachine, nem.name, fault_rule(nem, ChaosMachine.tasks))
+    enabled = steps.enabled(operations.REGISTRY, cfg.ops) + steps.enabled(nemesis.REGISTRY, cfg.faults)
+    for step in enabled:
+        setattr(ChaosMachine, step.name, step_rule(step, ChaosMachine.tasks))
     if seed is not None:
         from hypothesis import seed as hseed
 

@@ -194,18 +194,20 @@ def test_a_failure_that_does_not_recur_still_replays_the_same_draws(monkeypatch)
     run_programs turns into the failure first seen; never FlakyStrategyDefinition (data generation that
     depended on timing, which made the CI red of issue 14 unreplayable).
     """
-    from chaos import stateful
+    from dataclasses import replace as dc_replace
+
+    from chaos import operations
 
     calls = {"n": 0}
-    real_pause = stateful.World.rule_pause
+    real_pause = operations.REGISTRY["pause"]
 
-    def pause_once_broken(self, seconds: float) -> None:
+    def pause_once_broken(w, seconds: float) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
             raise AssertionError("a race that happens once")
-        real_pause(self, 0.01)
+        real_pause.fn(w, 0.01)
 
-    monkeypatch.setattr(stateful.World, "rule_pause", pause_once_broken)
+    monkeypatch.setitem(operations.REGISTRY, "pause", dc_replace(real_pause, fn=pause_once_broken))
     cfg = ChaosConfig(behaviours=("exit",), faults=(), ops=("pause", "status"), noise="never")
     with pytest.raises(Violation) as err:
         run_programs(3, config=cfg, seed=3, steps=4)
