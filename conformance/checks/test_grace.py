@@ -18,9 +18,12 @@ from conformance.timing import TIGHT
     serial=True,
 )
 def test_finish_inside_grace_is_success(dispatch: Ctx) -> None:
-    dispatch.set_knobs(stale=0.6, grace=2.0)
-    # 3 beats at 0.1 s, then silence; finishes ~1.4 s after start: stale from ~0.9 s, grace until ~2.9 s
-    agent = dispatch.agent("--beats", "3", "--work", "1.4", "--result-mode", "atomic", heartbeat=0.1)
+    # 3 beats at 0.1 s, then silence: stale from ~0.9 s, grace until ~6.9 s; it finishes at ~3.9 s, in
+    # the middle: a dispatcher that kills at stale (no grace) has 3 s to do so and one that waits the
+    # grace has 3 s to spare, so neither verdict rests on scheduling luck (with finish 0.5 s after
+    # stale, no_grace's ~0.55 s latency at load 17 let it pass)
+    dispatch.set_knobs(stale=0.6, grace=6.0)
+    agent = dispatch.agent("--beats", "3", "--work", "3.9", "--result-mode", "atomic", heartbeat=0.1)
     tid = dispatch.run_agent(agent)
     poll = dispatch.impl.wait_for_state(tid, TERMINAL, 20, interval=0.1)
     assert poll.matched, f"still {poll.state!r}"
@@ -68,7 +71,10 @@ def test_result_then_silence_is_success(dispatch: Ctx) -> None:
     serial=True,
 )
 def test_hung_agent_detected_on_time(dispatch: Ctx) -> None:
-    dispatch.set_knobs(**TIGHT)
+    # grace 3 s, not TIGHT's 0.6: "not before stale+grace" must tell a kill at stale from one at
+    # stale+grace although `status` sees either late (~0.55 s at load 17: with grace 0.6 a dispatcher
+    # without any grace was observed on time and passed)
+    dispatch.set_knobs(stale=0.6, grace=3.0)
     agent = dispatch.agent("--hang", heartbeat=0.1)
     tid = dispatch.run_agent(agent)
     agent.wait_for("hang", 15)
