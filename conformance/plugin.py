@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +148,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             }
             item.user_properties.append((PROP + "check", meta))
             item.extra_keyword_matches.add(meta["check_id"])  # so `-k P05.partial-result` selects
+    if any(_is_serial(it) for it in items):
+        # Serial checks first, in one block: xdist hands consecutive items to a worker, which then runs
+        # them back to back holding the exclusive lock in between (_serial_lock), instead of waiting
+        # for the other worker's running check before each one (stable: the rest keep their order).
+        items.sort(key=lambda it: not _is_serial(it))
+
+
+def _is_serial(item: pytest.Item | None) -> bool:
+    info = info_of(item) if item is not None else None
+    return bool(info and info.serial)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -239,27 +248,53 @@ def dispatch_smoke(pytestconfig: pytest.Config) -> Smoke:
 # the per-check fixture
 
 
-@contextmanager
-def _serial_lock(exclusive: bool) -> Iterator[None]:
+# This worker's hold on the run's serial lock: {"file": open lock file, "exclusive": bool}. Kept from
+# one serial check to the next when they run back to back; released after any other check.
+_HELD: dict[str, Any] = {}
+
+
+def _serial_lock(exclusive: bool) -> None:
     """Serial checks hold the run's lock exclusively; every other check holds it shared.
 
     Taken through a gate (held only while acquiring), so the lock is granted in arrival order: a
     serial check waits for the checks already running, never for every check that comes after it
     (flock alone lets shared holders hand the lock on to each other while the serial check's worker
-    sits idle; seen as 80 s of waiting for one serial check under load).
+    sits idle; seen as 80 s of waiting for one serial check under load). An exclusive hold is kept
+    for the next check when that one is serial too; pytest_runtest_protocol releases it otherwise.
     """
+    if _HELD and _HELD["exclusive"] == exclusive:
+        return
+    _release_serial_lock()
     d = _run_dir()
-    with open(d / "serial.lock", "w") as f:
-        with open(d / "serial.gate", "w") as gate:
-            fcntl.flock(gate, fcntl.LOCK_EX)
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            finally:
-                fcntl.flock(gate, fcntl.LOCK_UN)
+    f = open(d / "serial.lock", "w")  # held across checks: _release_serial_lock closes it
+    with open(d / "serial.gate", "w") as gate:
+        fcntl.flock(gate, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        except BaseException:
+            f.close()
+            raise
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+    _HELD.update(file=f, exclusive=exclusive)
+
+
+def _release_serial_lock() -> None:
+    f = _HELD.pop("file", None)
+    _HELD.clear()
+    if f is not None:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """After a check (teardown included): keep an exclusive hold only for a serial check up next."""
+    try:
+        return (yield)
+    finally:
+        if _HELD and not (_HELD["exclusive"] and _is_serial(nextitem)):
+            _release_serial_lock()
 
 
 @pytest.fixture
@@ -289,19 +324,17 @@ def dispatch(request: pytest.FixtureRequest, dispatch_smoke: Smoke) -> Iterator[
 
     smoke_blocks = None if dispatch_smoke.ok else dispatch_smoke
 
-    with _serial_lock(bool(info and info.serial)):
-        sb = Sandbox.create(prefix="dkc-")
-        ctx = Ctx(
-            impl_cmd=request.config.stash[_STATE].impl, sandbox=sb, caps=caps, knobs=Knobs(), record=record
-        )
-        ctx.smoke_failed = smoke_blocks
-        try:
-            yield ctx
-        finally:
-            _kill_server(sb)
-            leaked = sb.cleanup()
-            if leaked:  # what survived the server's end: noted, judged by the P4/P9 checks
-                record("leaks", [str(x) for x in leaked[:5]])
+    _serial_lock(bool(info and info.serial))  # released after the check (pytest_runtest_protocol)
+    sb = Sandbox.create(prefix="dkc-")
+    ctx = Ctx(impl_cmd=request.config.stash[_STATE].impl, sandbox=sb, caps=caps, knobs=Knobs(), record=record)
+    ctx.smoke_failed = smoke_blocks
+    try:
+        yield ctx
+    finally:
+        _kill_server(sb)
+        leaked = sb.cleanup()
+        if leaked:  # what survived the server's end: noted, judged by the P4/P9 checks
+            record("leaks", [str(x) for x in leaked[:5]])
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from conformance.context import Ctx
 from conformance.harness import TERMINAL
 from conformance.registry import check
@@ -131,6 +133,12 @@ def test_control_label_refused(dispatch: Ctx) -> None:
     assert not dispatch.server_running(), "a refused start started a tmux server"
 
 
+# Two halves, two checks (a parametrized id; the base id covers both): the longest check of the suite
+# (35 s of calls under load) runs on both workers instead of one.
+FOREIGN_PHASES = ["together", "one-at-a-time"]
+
+
+@pytest.mark.parametrize("phase", FOREIGN_PHASES)
 @check(
     id="P07.foreign-session.untouched",
     level="MUST",
@@ -138,7 +146,15 @@ def test_control_label_refused(dispatch: Ctx) -> None:
     reason="target sessions exactly (`=NAME`, pane ids) and reap only names that fully match your own "
     "scheme; never touch sessions whose names merely share a prefix",
 )
-def test_foreign_sessions_untouched(dispatch: Ctx) -> None:
+def test_foreign_sessions_untouched(dispatch: Ctx, phase: str) -> None:
+    if phase == "together":
+        _lookalikes_together(dispatch)
+    else:
+        _lookalikes_one_at_a_time(dispatch)
+
+
+def _lookalikes_together(dispatch: Ctx) -> None:
+    """Every look-alike at once, while the task runs and after it was stopped: status/stop/reap/start."""
     _foreign(dispatch, "user")
     _foreign(dispatch, "dk")
     first = dispatch.task_id()
@@ -164,10 +180,11 @@ def test_foreign_sessions_untouched(dispatch: Ctx) -> None:
     assert not missing, (
         f"foreign sessions were killed or replaced: {sorted(missing)} (own session was {real!r})"
     )
-    for n in before:
-        dispatch.tmux("kill-session", "-t", f"={n}")
-    # One look-alike at a time (two at once make a loose `-t NAME` fail as ambiguous, which hides it),
-    # driven through every path that runs after the task's own session is gone.
+
+
+def _lookalikes_one_at_a_time(dispatch: Ctx) -> None:
+    """One look-alike at a time (two at once make a loose `-t NAME` fail as ambiguous, which hides it),
+    driven through every path that runs after the task's own session is gone."""
     dispatch.set_knobs(stale=0, max_lifetime=120)  # supervision timing is not what is tested here
     agents = {form: dispatch.agent("--work", "120") for form in LOOKALIKES}  # started together: faster
     tids = {form: dispatch.run_agent(agent) for form, agent in agents.items()}
