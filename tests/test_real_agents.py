@@ -295,3 +295,94 @@ def test_claude_interactive_question_send_continues(real: Real) -> None:
     assert doc["state"] == "succeeded", (doc, err[-2000:])
     assert "PAINTED" in json.dumps(doc["result"]) and real.mock.saw_text("blue")
     assert meta(real, "q1").get("needs_input") is None
+
+
+def cli_default_retries(r: Real) -> None:
+    """Codex as shipped retries (4 request + 5 stream retries); the kit's mock config turns that off."""
+    if r.cli == "codex":
+        cfg = r.sb.home / ".codex" / "config.toml"
+        cfg.write_text("".join(ln for ln in cfg.read_text().splitlines(True) if "max_retries" not in ln))
+
+
+# 529s before the mock answers: enough that each CLI's own retry visibly kicks in, and then recovers
+# (codex: its first stream attempt's 1 + 4 request retries fail, then "Reconnecting... 1/5" succeeds;
+# pi: the SDK's 3 tries fail, then pi's auto_retry succeeds on its 2nd try)
+RECOVER_AFTER = {"claude": 2, "codex": 6, "opencode": 2, "pi": 4}
+
+
+@pytest.mark.parametrize("real", CLIS, indirect=True)
+def test_overloaded_then_recovered_is_a_success_not_a_failure(real: Real) -> None:
+    cli_default_retries(real)
+    real.mock.script = script.error(529, times=RECOVER_AFTER[real.cli], then="RECOVERED-OK")
+    doc = real.run(b"Say hi.\n")
+    assert doc["_rc"] == 0 and doc["state"] == "succeeded", explain(doc, real)
+    assert "RECOVERED-OK" in json.dumps(doc["result"]), explain(doc, real)
+    assert len(real.mock.model_requests()) > RECOVER_AFTER[real.cli]  # it did retry, against the mock
+    if real.cli in ("codex", "pi"):  # their JSON events announce the retry: the result keeps it
+        assert doc["result"]["retries"] and not doc["result"]["failure_signals"], explain(doc, real)
+
+
+@pytest.mark.parametrize("real", ["codex", "opencode", "pi"], indirect=True)
+def test_overloaded_for_good_fails_with_the_agents_error(real: Real) -> None:
+    cli_default_retries(real)
+    real.mock.script = script.error(529)
+    t0 = time.monotonic()
+    doc = real.run(b"Say hi.\n")
+    assert doc["_rc"] == 1 and doc["state"] == "failed", explain(doc, real)
+    assert any("529" in s or "Overloaded" in s for s in doc["result"]["failure_signals"]), explain(doc, real)
+    n = len(real.mock.model_requests())
+    print(f"{real.cli}: gave up after {n} requests, {time.monotonic() - t0:.1f}s")
+    assert n > 1  # each retried before giving up
+
+
+@pytest.mark.parametrize("real", ["claude"], indirect=True)
+def test_claude_retrying_shows_as_live_state(real: Real) -> None:
+    """claude -p retries a 529 ten times with backoff up to ~35 s (measured: attempts at 0, 1, 2.3, 4.8,
+    9.6, 18, 36, 70, 106, 142 s): minutes of `running` unless the live state says it retries."""
+    real.mock.script = script.error(529)
+    pf = real.sb.root / "p.txt"
+    pf.write_bytes(b"Say hi.\n")
+    args = [PY, "-m", "runner.agents", "run", "--json", "--agent", "claude", "--batch", "--task-id", "o1",
+            "--prompt-file", str(pf), "--cwd", str(real.proj), "--timeout", str(RUN_TIMEOUT)]  # fmt: skip
+    proc = subprocess.Popen(args, env=real.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=real.sb.workdir)  # fmt: skip
+    try:
+        got = wait_for(
+            lambda: (meta(real, "o1").get("retrying") or {}).get("message"), RUN_TIMEOUT, "retrying"
+        )
+        assert "attempt" in got and "of 10" in got, got
+        cp = subprocess.run([PY, "-m", "runner.cli", "list", "--live", "--json"], env=real.env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+        row = next(r for r in json.loads(cp.stdout) if r["task_id"] == "o1")
+        assert row["live_state"] in ("retrying", "running") and row["state"] == "running", row
+        subprocess.run([PY, "-m", "runner.cli", "stop", "o1"], env=real.env, capture_output=True, timeout=120)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert json.loads(out)["state"] == "stopped"  # never a success
+
+
+@pytest.mark.parametrize("real", CLIS, indirect=True)
+def test_batch_question_is_needs_input_answered_by_resume(real: Real) -> None:
+    """A batch CLI (claude -p, codex exec, opencode run, pi -p) cannot take an answer: its turn ends with
+    the question as its last message. The process succeeded; the agent layer says needs_input with the
+    question, and `resume` carries the answer into the same native session."""
+    real.mock.script = script.question("QUESTION: red or blue?", final="PAINTED")
+    doc = real.run(b"Paint the shed.\n")
+    assert doc["_rc"] == 0 and doc["state"] == "succeeded", explain(doc, real)
+    assert doc["agent"]["live_state"] == "needs_input", explain(doc, real)
+    assert "red or blue?" in doc["agent"]["question"], explain(doc, real)
+    assert (meta(real, doc["task_id"]).get("needs_input") or {}).get("answer_with") == "resume"
+
+    def live_row() -> dict[str, Any]:
+        cp = subprocess.run([PY, "-m", "runner.cli", "list", "--live", "--json"], env=real.env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+        return next(r for r in json.loads(cp.stdout) if r["task_id"] == doc["task_id"])
+
+    assert live_row()["live_state"] == "needs_input"
+    ans = real.agents("resume", doc["task_id"], "--prompt", "blue", "--json", "--timeout", str(RUN_TIMEOUT))
+    assert ans["state"] == "succeeded" and "PAINTED" in json.dumps(ans["result"]), explain(ans, real)
+    assert ans["agent"]["live_state"] == "succeeded" and real.mock.saw_text("blue")
+    assert live_row()["live_state"] == "succeeded"  # answered: the question is no longer open

@@ -107,3 +107,24 @@ def test_launcher_records_a_tui_and_ends_like_it(tmp_path: Path) -> None:
                          "-c", die], capture_output=True, timeout=60)  # fmt: skip
     assert cp.returncode == -15
     assert screen.task_log_text(tmp_path, "../x") is None and screen.task_log_text(tmp_path, "none") is None
+
+
+def test_a_retry_the_agent_recovered_from_is_no_failure() -> None:
+    """Measured event shapes: codex 0.171 `error` "Reconnecting... n/5", pi 0.73 auto_retry_start/end."""
+    cx = tee.Outcome()
+    tee.observe({"type": "error", "message": "Reconnecting... 1/5 (unexpected status 529)"}, "codex", cx)
+    assert cx.retrying and not cx.failed and not cx.signals
+    tee.observe({"type": "item.completed", "item": {"type": "agent_message", "text": "ok"}}, "codex", cx)
+    assert cx.retrying is None and cx.retries and not cx.failed
+    tee.observe({"type": "error", "message": "unexpected status 529"}, "codex", cx)
+    assert cx.failed and cx.signals == ["error: unexpected status 529"]
+    pi = tee.Outcome()
+    err = {"role": "assistant", "content": [], "stopReason": "error", "errorMessage": "529 Overloaded"}
+    for ev in ({"type": "message_end", "message": err}, {"type": "turn_end", "message": err}):
+        tee.observe(ev, "pi", pi)
+    assert pi.failed
+    tee.observe({"type": "auto_retry_start", "attempt": 1, "maxAttempts": 3, "delayMs": 2000,
+                 "errorMessage": "529 Overloaded"}, "pi", pi)  # fmt: skip
+    assert not pi.failed and not pi.signals and pi.retrying and "attempt 1 of 3" in pi.retrying
+    tee.observe({"type": "auto_retry_end", "success": False, "attempt": 3}, "pi", pi)
+    assert pi.failed and pi.retrying is None

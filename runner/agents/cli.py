@@ -71,10 +71,10 @@ class Progress:
     def tick(self, w: runs.Watch) -> None:
         if self.quiet:
             return
-        key = (w.live, w.question)
+        key = (w.live, w.question or w.retry)
         if self.tty:
             self.frame = (self.frame + 1) % len(SPINNER)
-            extra = f" — {w.question}" if w.question else ""
+            extra = f" — {w.question or w.retry}" if w.question or w.retry else ""
             line = f"{SPINNER[self.frame]} {self.task_id} {w.live} {time.monotonic() - self.t0:5.1f}s{extra}"
             self.stream.write("\r\033[K" + line[: shutil.get_terminal_size().columns - 1])
             self.stream.flush()
@@ -88,7 +88,7 @@ class Progress:
                     f"{self.task_id}: needs_input: {w.question}  (answer: dispatch send {self.task_id} --text ...)"
                 )
             else:
-                self.say(f"{self.task_id}: {w.live}")
+                self.say(f"{self.task_id}: {w.live}" + (f" — {w.retry}" if w.retry else ""))
         self.last = key
 
     def done(self) -> None:
@@ -277,18 +277,20 @@ def live_rows(runner: Backend) -> list[dict[str, Any]]:
     rows = []
     for task in runner.list():
         meta = runs.read_meta(runner, task["task_id"])
-        live, question = task["state"], None
+        question = retry = None
         if meta is not None and not is_terminal(task["state"]):
             try:
                 profile = load(meta["agent"], runner.env)
-                question = runs.observe_input(
-                    runner, task, profile, runs.agent_paths(runner, task["task_id"])
-                )
+                paths = runs.agent_paths(runner, task["task_id"])
+                question = runs.observe_input(runner, task, profile, paths)
+                retry = runs.observe_retry(runner, task, profile, paths)
             except ProfileError:
                 pass
-            if question:
-                live = runs.NEEDS_INPUT
-        rows.append({**task, "agent": (meta or {}).get("agent"), "live_state": live, "question": question})
+        elif task["state"] == "succeeded":  # a batch turn that ended asking: answer with resume
+            question = runs.asked_after_end(runner, task["task_id"], meta)
+        live = runs.live_of(task["state"], question, retry)
+        rows.append({**task, "agent": (meta or {}).get("agent"), "live_state": live, "question": question,
+                     "retry": retry})  # fmt: skip
     with Queue(runner.db_path) as q:
         for item in q.list((QUEUED,)):
             rows.append({"task_id": item.key, "state": "queued", "live_state": "queued", "agent": item.spec.get("agent"),

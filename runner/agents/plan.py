@@ -70,6 +70,11 @@ class AgentPaths:
         return self.root / "meta.json"
 
     @property
+    def retrying(self) -> Path:
+        """Written by runner.agents.tee while the agent retries an API error (tee.RETRYING)."""
+        return self.root / "retrying.json"
+
+    @property
     def screen(self) -> Path:
         """A TUI's raw output (runner.agents.ptyrec): what `dispatch logs` renders as the screen's text."""
         return self.root / "screen.raw"

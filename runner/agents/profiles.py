@@ -67,6 +67,7 @@ class Profile:
     models_allowed: tuple[str, ...] = ()
     modes: Mapping[str, Mode] = field(default_factory=dict)
     needs_input: tuple[str, ...] = ()
+    retrying: tuple[str, ...] = ()  # the agent's own "retrying after an API error" line (live state)
     resume_id: str = "none"
     resume_argv: tuple[str, ...] = ()
     resume_prompt: str = "Continue the previous task where you left off."
@@ -90,6 +91,13 @@ class Profile:
     def needs_input_match(self, screen: str) -> str | None:
         """The first line of `screen` matching a waiting-for-input pattern, or None."""
         return first_match(self.needs_input, screen)
+
+
+def _patterns(d: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """`[KEY] patterns = [...]`: checked regexes (screen lines the agent shows in that state)."""
+    pats = _tuple_of_str((d.get(key) or {}).get("patterns", []), f"{where} {key}.patterns")
+    _check_regexes(pats, f"{where} {key}")
+    return pats
 
 
 def first_match(patterns: Sequence[str], text: str) -> str | None:
@@ -148,12 +156,12 @@ def from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Profile:
         raise ProfileError(f"{source}: name must be a short lowercase word, got {name!r}")
     where = f"{source} [{name}]"
     known = {"name", "binary", "description", "install", "default_mode", "hooks", "events", "native_id",
-             "model", "modes", "needs_input", "resume", "extends", "env", "first_run"}  # fmt: skip
+             "model", "modes", "needs_input", "retrying", "resume", "extends", "env", "first_run"}  # fmt: skip
     unknown = sorted(set(d) - known)
     if unknown:
         raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}")
     modes: dict[str, Mode] = {}
-    for key in ("modes", "model", "needs_input", "resume", "env"):
+    for key in ("modes", "model", "needs_input", "retrying", "resume", "env"):
         if key in d and not isinstance(d[key], Mapping):
             raise ProfileError(f"{where}: {key} must be a table")
     for mname, md in (d.get("modes") or {}).items():
@@ -190,9 +198,7 @@ def from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Profile:
     _check_template(model_args, f"{where} model.args")
     allowed = _tuple_of_str(model.get("allowed", []), f"{where} model.allowed")
     _check_regexes(allowed, f"{where} model.allowed")
-    ni = d.get("needs_input") or {}
-    needs = _tuple_of_str(ni.get("patterns", []), f"{where} needs_input.patterns")
-    _check_regexes(needs, f"{where} needs_input")
+    needs, retrying = _patterns(d, "needs_input", where), _patterns(d, "retrying", where)
     res = d.get("resume") or {}
     resume_id = _choice(res.get("id", "none"), NATIVE_IDS, f"{where} resume.id")
     resume_argv = _tuple_of_str(res.get("argv", []), f"{where} resume.argv")
@@ -220,6 +226,7 @@ def from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Profile:
         models_allowed=allowed,
         modes=modes,
         needs_input=needs,
+        retrying=retrying,
         resume_id=resume_id,
         resume_argv=resume_argv,
         resume_prompt=str(res.get("prompt", "Continue the previous task where you left off.")),

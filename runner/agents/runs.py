@@ -22,6 +22,7 @@ from runner import validate
 from runner.agents import pane as panes
 from runner.agents import plan as plans
 from runner.agents.backend import Backend, is_terminal
+from runner.agents.hook import asks_user
 from runner.agents.profiles import Profile, ProfileError, load
 from runner.atomicio import ensure_dir, write_atomic, write_json
 from runner.contract import DispatchError
@@ -294,6 +295,7 @@ class Watch:
     question: str | None = None
     latest: str = ""
     native_id: str | None = None
+    retry: str | None = None  # the agent's own "retrying after an API error" words, while it retries
 
 
 def observe_input(
@@ -317,6 +319,30 @@ def observe_input(
     except (OSError, ValueError):
         pass
     return None
+
+
+RETRYING = "retrying"
+
+
+def observe_retry(
+    runner: Backend, task: Mapping[str, Any], profile: Profile, paths: plans.AgentPaths
+) -> str | None:
+    """What the agent says while it retries an API error (its JSON events via the tee, or its retry line
+    on screen), or None. A retry is the agent's business; the state says so instead of a bare running."""
+    if is_terminal(task.get("state")):
+        return None
+    try:
+        return str(json.loads(paths.retrying.read_text()).get("message") or "") or None
+    except (OSError, ValueError, AttributeError):
+        pass
+    session = task.get("session")
+    pane = runner.pane_of(session) if session and profile.retrying else None
+    return panes.needs_input(runner.tmux(), pane, profile.retrying, window=4) if pane else None
+
+
+def live_of(state: str, question: str | None, retry: str | None) -> str:
+    """The live state: needs_input over retrying over the runner's own state."""
+    return NEEDS_INPUT if question else RETRYING if retry and not is_terminal(state) else state
 
 
 def run_notify(
@@ -363,6 +389,7 @@ def agent_view(
         "delivery": launched_meta.get("delivery"),
         "live_state": watch.live if watch else None,
         "question": watch.question if watch else None,
+        "retry": watch.retry if watch else None,
         "resume_of": launched_meta.get("resume_of"),
     }
 
@@ -408,9 +435,13 @@ def follow(
         key = _screen_key(task, paths)
         if key is None or key != seen:  # the screen can only have changed if the pane wrote output
             q = observe_input(runner, task, profile, paths)
+            r = observe_retry(runner, task, profile, paths)
             seen = key
         else:
-            q = w.question
+            q, r = w.question, w.retry
+        if r != w.retry:
+            update_meta(paths, retrying={"message": r, "wall": time.time()} if r else None)
+        w.retry = r
         if q and w.question is None:
             update_meta(paths, needs_input={"question": q, "wall": time.time()})
             mark_needs_input(runner, task_id, True, {"question": q})
@@ -420,7 +451,7 @@ def follow(
             update_meta(paths, needs_input=None)
             mark_needs_input(runner, task_id, False, {})
         w.question = q
-        w.live = NEEDS_INPUT if q else w.state
+        w.live = live_of(w.state, q, r)
         if w.native_id is None and kind != "none":
             w.native_id = native_id(paths, kind)
             if w.native_id:
@@ -437,7 +468,40 @@ def follow(
         w.native_id = native_id(paths, kind) or w.native_id
         if w.native_id:
             update_meta(paths, native_id=w.native_id)
+    ended_asking(runner, task, w, profile, paths, notify)
     return task, w, True
+
+
+def ended_asking(
+    runner: Backend, task: Mapping[str, Any], w: Watch, profile: Profile, paths: plans.AgentPaths,
+    notify: str | None,
+) -> None:  # fmt: skip
+    """A batch turn that ended by asking its user (same rule as Claude's interactive Stop hook: a
+    `QUESTION:` line or a last line ending in `?`). The process is done and the runner says `succeeded`;
+    the agent layer says `needs_input` with the question, answered with `resume` (a native session)."""
+    if task.get("state") != "succeeded" or profile.resume_id == "none":
+        return
+    try:
+        meta = json.loads(paths.meta.read_text())
+    except (OSError, ValueError):
+        return
+    result = task.get("result")
+    last = result.get("last_message") if isinstance(result, dict) else None
+    q = asks_user(last if isinstance(last, str) else None)
+    if meta.get("prompt_delivery") == "paste" or not q:
+        return
+    update_meta(paths, needs_input={"question": q, "wall": time.time(), "answer_with": "resume"})
+    w.live, w.question = NEEDS_INPUT, q
+    if notify:
+        run_notify(notify, {**task, "state": NEEDS_INPUT, "question": q}, runner.env)
+
+
+def asked_after_end(runner: Backend, task_id: str, meta: Mapping[str, Any] | None) -> str | None:
+    """The question an ended batch task left open (ended_asking), until a resume of it exists."""
+    ni = (meta or {}).get("needs_input") or {}
+    if ni.get("answer_with") != "resume" or (runner.agents_dir / f"{task_id}.r1").exists():
+        return None
+    return ni.get("question")
 
 
 # -- resume ---------------------------------------------------------------------------------------------

@@ -51,6 +51,13 @@ class Outcome:
     last_message: str | None = None
     signals: list[str] = field(default_factory=list)
     failed: bool = False
+    retrying: str | None = None  # the agent is retrying an API error right now (its own words)
+    retries: list[str] = field(default_factory=list)  # every retry it announced (recovered or not)
+
+    def retry(self, what: str | None) -> None:
+        self.retrying = what
+        if what:
+            self.retries.append(what)
 
 
 def _pi_text(msg: Any) -> str | None:
@@ -67,6 +74,14 @@ def observe(event: Any, kind: str, out: Outcome) -> None:
     if not isinstance(event, dict):
         return
     t = event.get("type")
+    if kind == "codex" and t == "error" and str(event.get("message", "")).startswith("Reconnecting"):
+        out.retry(str(event["message"])[:300])  # "Reconnecting... 2/5 (unexpected status 529 ...)"
+        return
+    if kind == "pi" and t in ("auto_retry_start", "auto_retry_end"):
+        _pi_retry(event, out)
+        return
+    if out.retrying and t not in ("error",):
+        out.retrying = None  # any other event: the agent got past the retry
     if kind == "codex":
         item = event.get("item") or {}
         if t == "item.completed" and item.get("type") == "agent_message":
@@ -80,10 +95,9 @@ def observe(event: Any, kind: str, out: Outcome) -> None:
                 f"command failed ({item.get('exit_code')}): {str(item.get('aggregated_output'))[:300]}"
             )
         elif t in ("turn.failed", "error"):
-            err = event.get("error") or {}
-            out.signals.append(
-                f"{t}: {err.get('message') if isinstance(err, dict) else event.get('message')}"
-            )
+            err = event.get("error")
+            msg = err.get("message") if isinstance(err, dict) else event.get("message")
+            out.signals.append(f"{t}: {msg}")
             out.failed = True
     elif kind == "opencode":
         part = event.get("part") or {}
@@ -107,6 +121,23 @@ def observe(event: Any, kind: str, out: Outcome) -> None:
                 out.failed = True
         elif t == "tool_execution_end" and event.get("isError"):
             out.signals.append(f"tool {event.get('toolName')} failed")
+
+
+def _pi_retry(event: dict[str, Any], out: Outcome) -> None:
+    """Pi's auto-retry: the error that started it is not the turn's outcome; a failed end of it is."""
+    if event.get("type") == "auto_retry_start":
+        err = str(event.get("errorMessage"))[:300]
+        while out.signals and out.signals[-1] == f"error: {err}":
+            out.signals.pop()  # the failed attempt's error (message_end and turn_end), now being retried
+        out.failed = False
+        out.retry(
+            f"attempt {event.get('attempt')} of {event.get('maxAttempts')} in {event.get('delayMs')} ms: {err}"
+        )
+    else:
+        out.retrying = None
+        if event.get("success") is False:
+            out.failed = True
+            out.signals.append(f"retries exhausted after attempt {event.get('attempt')}")
 
 
 def pump(proc: subprocess.Popen[bytes], events: Path, id_file: Path, kind: str) -> Outcome:
@@ -133,13 +164,30 @@ def pump(proc: subprocess.Popen[bytes], events: Path, id_file: Path, kind: str) 
                     write_atomic(hb, f"{n} {time.monotonic_ns()}\n")
                 except OSError:
                     pass
+            was = outcome.retrying
             observe(obj, kind, outcome)
+            if outcome.retrying != was:
+                show_retry(events.parent / RETRYING, outcome.retrying)
             if not have_id:
                 tid = thread_id_of(obj, kind)
                 if tid:
                     write_atomic(id_file, tid)
                     have_id = True
     return outcome
+
+
+RETRYING = "retrying.json"  # beside events.jsonl: read by `run`/`ls` for the live state `retrying`
+
+
+def show_retry(path: Path, what: str | None) -> None:
+    """Say (or stop saying) that the agent is retrying; a failure to write never stops the agent."""
+    try:
+        if what:
+            write_json(path, {"message": what, "wall": time.time()})
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def write_result(kind: str, id_file: Path, outcome: Outcome, rc: int) -> None:
@@ -152,7 +200,7 @@ def write_result(kind: str, id_file: Path, outcome: Outcome, rc: int) -> None:
     except OSError:
         sid = None
     doc = {"agent": kind, "session_id": sid, "last_message": outcome.last_message, "exit_code": rc,
-           "failure_signals": outcome.signals}  # fmt: skip
+           "failure_signals": outcome.signals, "retries": outcome.retries}  # fmt: skip
     try:
         write_json(path, doc)
     except OSError:
@@ -184,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in FORWARD:
         signal.signal(s, forward)
     outcome = pump(proc, args.events, args.id_file, args.kind)
+    show_retry(args.events.parent / RETRYING, None)  # ended: retrying no more, whatever the last event
     rc = proc.wait()
     sys.stdout.flush()
     if rc < 0:  # the agent died by a signal: die by the same one so the runner sees a crash, not an exit
