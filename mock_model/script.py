@@ -180,3 +180,25 @@ def sequence(*scripts: Script) -> Script:
         return scripts[min(n, len(scripts)) - 1](conv)
 
     return script
+
+
+def choice(question: str, options: tuple[str, ...] = ("Red", "Blue"), final: str = "chose") -> Script:
+    """Claude's multiple-choice question tool (AskUserQuestion) on the first turn; once its result is back,
+    `final` quoting the answer. Agents without that tool get the question as text."""
+
+    def script(conv: Conversation) -> Reply:
+        if side_traffic(conv):
+            return Reply(text="ok")
+        results = [r for t in conv.turns for r in t.tool_results]
+        if conv.tool_results_since_user() > 0:
+            return Reply(text=f"{final} (tool said: {results[-1][:200].strip()})" if results else final)
+        tool = conv.tool("AskUserQuestion")
+        if tool is None:
+            return Reply(text=f"QUESTION: {question}")
+        opts = [{"label": o, "description": f"the {o.lower()} one"} for o in options]
+        args = {
+            "questions": [{"question": question, "header": "Choice", "options": opts, "multiSelect": False}]
+        }
+        return Reply(tool=ToolCall(tool.name, args))
+
+    return script

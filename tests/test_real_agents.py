@@ -4,11 +4,14 @@ CLIs are not installed (.ci/setup puts them in .agents/ with npm). Waits have de
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from test_runner_support import end_tasks, wait_for
 from conformance.isolation import Sandbox
 from mock_model import agents, script
 from mock_model.server import MockModel
+from runner.agents import firstrun, screen
 
 PY = sys.executable
 BIN = agents.bin_dir()
@@ -232,21 +236,59 @@ def test_stop_mid_task_leaves_nothing(real: Real) -> None:
     print(f"{real.cli}: stop took {took:.1f}s, signal {doc['signal']}")
 
 
-@pytest.mark.parametrize("screen", ["connectivity", "trust"])
+FIRST_RUN_CONFIG = {
+    "connectivity": None,  # a fresh HOME: onboarding not done
+    "trust": {"hasCompletedOnboarding": True, "theme": "dark"},  # onboarded, in a folder Claude has not seen
+    "api_key": {"hasCompletedOnboarding": True, "theme": "dark"},  # + folder trusted, key never approved
+}
+
+
+def seen_on_screen(r: Real, task_id: str, pattern: str, stop: threading.Event) -> float | None:
+    """When `pattern` first showed on the agent's screen, replayed from its raw recording (ptyrec)."""
+    raw = r.sb.state_dir / "agents" / task_id / "screen.raw"
+    while not stop.is_set():
+        if re.search(pattern, screen.recording_text(raw) or ""):
+            return time.monotonic()
+        stop.wait(0.1)
+    return None
+
+
+@pytest.mark.parametrize("first", list(FIRST_RUN_CONFIG))
 @pytest.mark.parametrize("real", ["claude"], indirect=True)
-def test_claude_first_run_screen_reported_fast(real: Real, screen: str) -> None:
-    if screen == "trust":  # a user who finished onboarding once, in a folder Claude has not seen
-        (real.sb.home / ".claude.json").write_text('{"hasCompletedOnboarding": true, "theme": "dark"}')
+def test_claude_first_run_screen_reported_fast(real: Real, first: str) -> None:
+    cfg = FIRST_RUN_CONFIG[first]
+    if cfg is not None:
+        if first == "api_key":
+            cfg = {**cfg, "projects": {str(real.proj): {"hasTrustDialogAccepted": True}}}
+        (real.sb.home / ".claude.json").write_text(json.dumps(cfg))
     real.mock.script = script.text("never reached")
-    t0 = time.monotonic()
-    doc = real.run(b"hello\n", mode="interactive", timeout=120)
-    took = time.monotonic() - t0
-    assert doc["_rc"] == 1 and doc["error"]["code"] == "not_delivered", explain(doc, real)
+    pf = real.sb.root / "p.txt"
+    pf.write_bytes(b"hello\n")
+    args = [PY, "-m", "runner.agents", "run", "--json", "--agent", "claude", "--interactive", "--task-id", "f1",
+            "--prompt-file", str(pf), "--cwd", str(real.proj), "--timeout", "120"]  # fmt: skip
+    pattern = next(x.pattern for x in firstrun.SCREENS if x.key == first)
+    stop = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        seen = pool.submit(seen_on_screen, real, "f1", pattern, stop)
+        t0 = time.monotonic()
+        cp = subprocess.run(
+            args, env=real.env, capture_output=True, text=True, timeout=200, cwd=real.sb.workdir
+        )
+        done = time.monotonic()
+        stop.set()
+        shown = seen.result()
+    doc = json.loads(cp.stdout)
+    assert cp.returncode == 1 and doc["error"]["code"] == "not_delivered", (doc, cp.stderr[-2000:])
     msg = doc["error"]["message"]
-    assert f"first-run screen '{screen}'" in msg and 'first_run = "preanswer"' in msg, msg
-    # reported when the screen shows, not after the 60 s ready timeout (Claude's own start-up included)
-    assert took < 45, took
-    print(f"first-run screen {screen!r} reported {took:.1f}s after run started")
+    assert f"first-run screen '{first}'" in msg and 'first_run = "preanswer"' in msg, msg
+    # reported when the screen shows, not after the 60 s ready timeout: within 5 s of it being drawn
+    # (the connectivity screen flashes before Claude exits; its report may come from the log afterwards)
+    assert shown is not None or first == "connectivity", "the screen was never drawn"
+    lag = done - (shown or done)
+    print(
+        f"first-run screen {first!r}: drawn {(shown or done) - t0:.1f}s after run started, reported {lag:.1f}s later"
+    )
+    assert lag < 5.0, lag
     assert not real.mock.task_requests()
 
 
@@ -386,3 +428,41 @@ def test_batch_question_is_needs_input_answered_by_resume(real: Real) -> None:
     assert ans["state"] == "succeeded" and "PAINTED" in json.dumps(ans["result"]), explain(ans, real)
     assert ans["agent"]["live_state"] == "succeeded" and real.mock.saw_text("blue")
     assert live_row()["live_state"] == "succeeded"  # answered: the question is no longer open
+
+
+@pytest.mark.parametrize("real", ["claude"], indirect=True)
+def test_claude_multiple_choice_question_is_needs_input_fast(real: Real) -> None:
+    """Claude's AskUserQuestion tool draws a selector (no `?` line at the bottom, no Notification hook):
+    needs_input with the question within 5 s of it being drawn; Enter picks the first option."""
+    preanswer(real)
+    real.mock.script = script.choice("Which colour for the shed?", final="PICKED")
+    pf = real.sb.root / "q.txt"
+    pf.write_bytes(b"Paint the shed.\n")
+    args = [PY, "-m", "runner.agents", "run", "--json", "--agent", "claude", "--interactive", "--task-id", "c1",
+            "--prompt-file", str(pf), "--cwd", str(real.proj), "--timeout", str(RUN_TIMEOUT)]  # fmt: skip
+    proc = subprocess.Popen(args, env=real.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=real.sb.workdir)  # fmt: skip
+    stop = threading.Event()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            seen = pool.submit(seen_on_screen, real, "c1", r"Which colour for the shed\?", stop)
+            q = wait_for(lambda: (meta(real, "c1").get("needs_input") or {}).get("question"), RUN_TIMEOUT,
+                         "needs_input")  # fmt: skip
+            reported = time.monotonic()
+            stop.set()
+            shown = seen.result()
+        assert shown is not None
+        print(f"multiple choice: needs_input {reported - shown:.1f}s after it was drawn: {q!r}")
+        assert reported - shown < 5.0 and "Which colour" in q, q
+        cp = subprocess.run([PY, "-m", "runner.cli", "send", "c1", "--text", "1"], env=real.env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert cp.returncode == 0, cp.stderr
+        out, err = proc.communicate(timeout=RUN_TIMEOUT + 30)
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    doc = json.loads(out)
+    assert doc["state"] == "succeeded" and "PICKED" in json.dumps(doc["result"]), (doc, err[-2000:])
+    assert meta(real, "c1").get("needs_input") is None

@@ -170,4 +170,17 @@ def needs_input(tmux: Tmux, pane: str, patterns: Sequence[str], window: int = 8)
 def open_question(screen: str, patterns: Sequence[str], window: int = 8) -> str | None:
     """Pure part of needs_input: match the patterns against the bottom `window` non-empty lines."""
     lines = [ln for ln in screen.splitlines() if ln.strip()]
-    return first_match(patterns, "\n".join(lines[-window:]))
+    hit = first_match(patterns, "\n".join(lines[-window:]))
+    if hit is None or hit.rstrip().endswith("?"):
+        return hit
+    return asked_above(lines, hit) or hit
+
+
+def asked_above(lines: Sequence[str], hit: str, reach: int = 12) -> str | None:
+    """A selector's hint matched ("Enter to select", "❯ 1. Yes"): the question itself is the nearest line
+    above it that ends in `?` (Claude's multiple-choice tool draws it over the options)."""
+    at = max((i for i, ln in enumerate(lines) if hit.strip() and hit.strip() in ln), default=len(lines))
+    for ln in reversed(lines[max(0, at - reach) : at]):
+        if ln.strip().endswith("?"):
+            return " ".join(ln.split())
+    return None
