@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from test_runner_support import FAST, end_tasks, wait_for
+from test_runner_support import FAST, alive, end_tasks, wait_for
 
 from conformance.isolation import Sandbox
 from fake_agents import journal
+from runner.tmux import Tmux
 
 DISPATCH = str(Path(sys.executable).with_name("dispatch"))
 PY = sys.executable
@@ -45,6 +47,26 @@ def test_send_text_yes_delivers_yes_even_with_a_file_named_yes(sandbox: Sandbox)
         assert ans and ans[0]["sha256"] == hashlib.sha256(b"yes").hexdigest()
     finally:
         end_tasks(sandbox, sandbox.env(**FAST))
+
+
+def test_end_tasks_returns_only_once_the_tmux_server_is_gone(sandbox: Sandbox) -> None:
+    """The teardown helper waits for the server itself, not for kill-server's answer.
+
+    CI: `processes outlived the test: ... tmux ... new-session ...` was the server, still exiting after
+    kill-server had returned. Forced here: the server's history file is a FIFO nobody reads, so it
+    blocks in its exit for good after answering kill-server.
+    """
+    fifo = sandbox.root / "history"
+    os.mkfifo(fifo)
+    gw = Tmux(socket_path=sandbox.socket, timeout=10, env=sandbox.env())
+    gw.new_session("dk_end", [PY, "-c", "import time; time.sleep(60)"])
+    server = int(gw.run("display-message", "-p", "#{pid}").stdout)
+    gw.run("set-option", "-g", "history-file", str(fifo))
+    try:
+        end_tasks(sandbox, sandbox.env(**FAST))
+        assert not alive(server), "end_tasks returned while the tmux server was still running"
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # let a blocked server finish its exit
 
 
 @pytest.mark.parametrize(
