@@ -128,3 +128,32 @@ def test_a_retry_the_agent_recovered_from_is_no_failure() -> None:
     assert not pi.failed and not pi.signals and pi.retrying and "attempt 1 of 3" in pi.retrying
     tee.observe({"type": "auto_retry_end", "success": False, "attempt": 3}, "pi", pi)
     assert pi.failed and pi.retrying is None
+
+
+def test_codex_failures_read_from_its_rollout(tmp_path: Path) -> None:
+    """The shape codex 0.171 writes (measured): a function_call_output with the unified exec's header."""
+    tid = "01a22e48-becc-7150-8a73-fa1384693ba0"
+    day = tmp_path / "sessions" / "2026" / "11" / "30"
+    day.mkdir(parents=True)
+    out = "Chunk ID: fd595a\nWall time: 0.0000 seconds\nProcess exited with code 1\nOutput:\nnope.txt: Read-only file system\n"
+    rows = [{"timestamp": "2026-11-30T21:07:30.340Z", "type": "response_item",
+             "payload": {"type": "function_call_output", "call_id": "c1", "output": out}},
+            {"timestamp": "2026-11-30T21:07:31.000Z", "type": "response_item",
+             "payload": {"type": "function_call_output", "call_id": "c2", "output": out.replace("code 1", "code 0")}},
+            {"timestamp": "2026-11-29T10:00:00.000Z", "type": "response_item",  # an earlier run of the thread
+             "payload": {"type": "function_call_output", "call_id": "c0", "output": out}}]  # fmt: skip
+    (day / f"rollout-2026-11-30T21-07-29-{tid}.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in rows) + "\n"
+    )
+    since = tee._wall("2026-11-30T21:07:00Z")
+    got = tee.codex_rollout_failures(tid, since, home=str(tmp_path))
+    assert got == ["command failed (1): nope.txt: Read-only file system\n"]
+    assert tee.codex_rollout_failures("../../etc", since, home=str(tmp_path)) == []
+    o = tee.Outcome(signals=["command failed (1): nope.txt: Read-only file system\n"])
+    (tmp_path / "id").write_text(tid)
+    os.environ["CODEX_HOME"], old = str(tmp_path), os.environ.get("CODEX_HOME")
+    try:
+        tee.add_rollout_failures(o, tmp_path / "id", since)
+    finally:
+        os.environ.pop("CODEX_HOME") if old is None else os.environ.__setitem__("CODEX_HOME", old)
+    assert len(o.signals) == 1  # the events' own report is not repeated

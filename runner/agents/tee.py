@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner import clock
 from runner.atomicio import write_atomic, write_json
 
 FORWARD = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -176,6 +178,59 @@ def pump(proc: subprocess.Popen[bytes], events: Path, id_file: Path, kind: str) 
     return outcome
 
 
+_EXITED = re.compile(r"Process exited with code (-?\d+)")
+
+
+def codex_rollout_failures(thread_id: str | None, since: float, home: str | None = None) -> list[str]:
+    """Failed commands from codex's own session record ($CODEX_HOME/sessions/Y/M/D/rollout-*-ID.jsonl).
+
+    Codex 0.171's unified `exec_command` reports its command_execution item under `exec --json` only
+    some of the time (measured: 3 runs of 7 had it; the others went from turn.started to the agent's
+    message), so a read-only sandbox refusing a write was invisible. The rollout always has the
+    function_call_output ("Process exited with code 1 ... Output: ... Read-only file system"): the
+    outputs of this run (since `since`, wall clock) with a non-zero exit are failure signals."""
+    if not thread_id or not re.fullmatch(r"[0-9A-Za-z-]{8,80}", thread_id):
+        return []
+    root = Path(home or os.environ.get("CODEX_HOME") or Path.home() / ".codex") / "sessions"
+    out: list[str] = []
+    for f in sorted(root.glob(f"*/*/*/rollout-*{thread_id}.jsonl")):
+        try:
+            lines = f.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            sig = _rollout_failure(line, since)
+            if sig:
+                out.append(sig)
+    return out
+
+
+def _rollout_failure(line: str, since: float) -> str | None:
+    try:
+        rec = json.loads(line)
+        payload = rec["payload"]
+        if payload.get("type") != "function_call_output" or _wall(rec.get("timestamp")) < since:
+            return None
+        text = str(payload.get("output") or "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    m = _EXITED.search(text)
+    if not m or m.group(1) == "0":
+        return None
+    body = text.split("Output:\n", 1)[-1]
+    return f"command failed ({m.group(1)}): {body[:300]}"
+
+
+def _wall(stamp: Any) -> float:
+    """An ISO-8601 UTC timestamp ("2026-11-30T21:07:30.340Z") as epoch seconds (0 when unreadable)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
 RETRYING = "retrying.json"  # beside events.jsonl: read by `run`/`ls` for the live state `retrying`
 
 
@@ -188,6 +243,18 @@ def show_retry(path: Path, what: str | None) -> None:
             path.unlink(missing_ok=True)
     except OSError:
         pass
+
+
+def add_rollout_failures(outcome: Outcome, id_file: Path, since: float) -> None:
+    """Codex's failed commands its JSON events did not report (codex_rollout_failures), once each."""
+    try:
+        tid = id_file.read_text().strip()
+    except OSError:
+        return
+    for sig in codex_rollout_failures(tid, since):
+        body = sig.split(": ", 1)[-1].strip()
+        if not any(body and body in known for known in outcome.signals):
+            outcome.signals.append(sig)
 
 
 def write_result(kind: str, id_file: Path, outcome: Outcome, rc: int) -> None:
@@ -231,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for s in FORWARD:
         signal.signal(s, forward)
+    since = clock.wall() - 1.0  # codex stamps its rollout in wall-clock time
     outcome = pump(proc, args.events, args.id_file, args.kind)
+    if args.kind == "codex":
+        add_rollout_failures(outcome, args.id_file, since)
     show_retry(args.events.parent / RETRYING, None)  # ended: retrying no more, whatever the last event
     rc = proc.wait()
     sys.stdout.flush()
