@@ -7,12 +7,18 @@ import os
 
 import pytest
 
+from conformance.checks._boot import start_and_await
 from conformance.context import Ctx
 from conformance.harness import TERMINAL
 from conformance.registry import check
-from conformance.timing import TIGHT
 
 JUMPS = {"forward": 3600.0, "backward": -3600.0}
+# stale+grace 4 s, not TIGHT's 1.2 s: a dispatcher counts staleness from the start until the first
+# beat, and a Python agent booting at load 15-30 took longer than 1.2 s (the reference killed it as
+# hung before it beat: "journaled nothing" / "heartbeating agent declared hung"). The 1 h jump makes a
+# wall-clock/mtime dispatcher see an age of ~3600 s (or -3600 s) whatever the knobs, so the catch
+# does not depend on them.
+JUMP_KNOBS = {"stale": 2.0, "grace": 2.0}
 
 
 def _clocked(dispatch: Ctx):
@@ -37,12 +43,11 @@ def _clocked(dispatch: Ctx):
     needs=("heartbeat",),
 )
 def test_wall_jump_spares_healthy_agent(dispatch: Ctx, direction: str) -> None:
-    dispatch.set_knobs(**TIGHT)
+    dispatch.set_knobs(**JUMP_KNOBS)
     clock, impl = _clocked(dispatch)
     with clock:
         agent = dispatch.agent("--work", "3.0", heartbeat=0.1)
-        tid = dispatch.run_agent(agent)
-        agent.wait_for("heartbeat", 15, count=2)
+        tid, _ = start_and_await(dispatch, agent, "heartbeat", 20, count=2)
         clock.jump(JUMPS[direction])
         poll = impl.wait_for_state(tid, TERMINAL, 20, interval=0.1)
     assert poll.matched, f"still {poll.state!r}"
@@ -63,13 +68,12 @@ def test_wall_jump_spares_healthy_agent(dispatch: Ctx, direction: str) -> None:
     serial=True,
 )
 def test_wall_jump_still_detects_hang_on_time(dispatch: Ctx, direction: str) -> None:
-    dispatch.set_knobs(**TIGHT)
+    dispatch.set_knobs(**JUMP_KNOBS)
     clock, impl = _clocked(dispatch)
     k = dispatch.knobs
     with clock:
         agent = dispatch.agent("--hang", heartbeat=0.1)
-        tid = dispatch.run_agent(agent)
-        agent.wait_for("hang", 15)
+        tid, _ = start_and_await(dispatch, agent, "hang", 20)
         clock.jump(JUMPS[direction])
         poll = impl.wait_for_state(tid, TERMINAL, k.hung_bound + 1.0, interval=0.05)
     last = agent.all("heartbeat")[-1].mono
