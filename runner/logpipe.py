@@ -1,8 +1,15 @@
-"""The pipe-pane filter: raw pane bytes in, plain UTF-8 text out (P3).
+"""The pane's log: raw pane bytes in, plain UTF-8 text out (P3).
 
 `Stripper` is pure and incremental: escape sequences (CSI, OSC, DCS/SOS/PM/APC strings, two-byte ESC
 codes) and control characters are removed even when split across reads, UTF-8 is decoded incrementally,
-CRLF (and a lone CR) become LF. The process flushes after every read and acks the wrapper's end marker.
+CRLF (and a lone CR) become LF.
+
+The filter runs inside the wrapper (`Capture`), not in a Python process of its own per agent (that cost
+~7 MiB each): `pipe-pane` starts `python -S -m runner.logpipe LOG TASKDIR NONCE`, which records its
+identity (logpipe.pid) and execs `cat -u` into the FIFO the wrapper reads. The wrapper files each read
+at once (the log is live), and the end marker it wrote to the pane coming through tells it the log is
+complete. With no wrapper reading (the FIFO has no reader), the process filters into the log itself
+(`run`) and acks the marker through logpipe.ack, as it always did.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ import sys
 _NORMAL, _ESC, _CSI, _STR, _STR_ESC, _ESC_INTER = range(6)
 _C1 = dict.fromkeys(range(0x80, 0xA0))  # C1 controls, dropped (str.translate: no `re` to import)
 MAX_STRING = 4096  # longest OSC payload kept for marker matching
+FIFO = "logpipe.fifo"  # in the task dir: made by `start`, read by the wrapper
+PIPE_ARGV0 = "runner.logpipe"  # the pipe process's name once it is `cat` (what ps and the bench see)
+PUMP_MAX = 1 << 20  # bytes filed per pump, so a flood of output never starves supervision
 
 
 class Stripper:
@@ -116,7 +126,9 @@ def strip(data: bytes) -> str:
 
 
 def run(log_path: str, taskdir: str, nonce: str, infd: int = 0) -> int:
-    """Copy stdin (the pane) to `log_path` filtered; ack the end marker by writing logpipe.ack."""
+    """Copy stdin (the pane) to `log_path` filtered; ack the end marker by writing logpipe.ack.
+
+    The stand-alone filter, for a task no wrapper reads the log of (see `pipe`)."""
     # late imports keep `strip` importable without the runner package's heavier pieces
     from runner.atomicio import write_atomic
     from runner.procid import ProcessIdentity
@@ -149,12 +161,112 @@ def run(log_path: str, taskdir: str, nonce: str, infd: int = 0) -> int:
         os.close(fd)
 
 
+class Capture:
+    """The wrapper's end of the log pipe: FIFO bytes in, filtered text appended to the log at once."""
+
+    def __init__(self, fifo: str, log_path: str, nonce: str) -> None:
+        self.fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            # a writer of our own: the FIFO never reads as closed before the pipe opens it or after it
+            # exits, so polling it never spins
+            self._keep = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            try:
+                self.log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            except OSError:
+                os.close(self._keep)
+                raise
+        except OSError:
+            os.close(self.fd)
+            raise
+        self.want = b"dk-end;" + nonce.encode()
+        self.stripper = Stripper()
+        self.ended = False  # the end marker came through: everything before it is in the log
+        self.received = 0
+
+    @classmethod
+    def open(cls, taskdir: str, log_path: str, nonce: str) -> Capture | None:
+        """The capture of a task whose `start` made the FIFO; None when there is none (or it fails)."""
+        try:
+            return cls(os.path.join(taskdir, FIFO), log_path, nonce)
+        except OSError:
+            return None
+
+    def pump(self) -> int:
+        """File what is waiting (never blocks); returns the bytes read."""
+        n = 0
+        while n < PUMP_MAX and not self.ended:
+            try:
+                data = os.read(self.fd, 65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            if not data:
+                break
+            n += len(data)
+            s = self.stripper
+            text = s.feed(data)
+            if self.want in s.markers:
+                text += s.finish()
+                self.ended = True
+            s.markers.clear()
+            if text:
+                _write_all(self.log, text.encode())
+        self.received += n
+        return n
+
+    def close(self) -> None:
+        """Make the log durable and let go of the FIFO (a `cat` still writing then gets EPIPE)."""
+        tail = self.stripper.finish()
+        try:
+            if tail:
+                _write_all(self.log, tail.encode())
+            os.fsync(self.log)
+        except OSError:
+            pass
+        for fd in (self.fd, self._keep, self.log):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def pipe(log_path: str, taskdir: str, nonce: str) -> int:
+    """The pipe-pane process: say who we are, then become `cat -u` into the wrapper's FIFO.
+
+    The identity is written before exec (a PID and its start time survive exec), so the wrapper,
+    `stop` and `reap` end it by identity (P4). Without a reader (no FIFO, the wrapper gone) or without
+    `cat`, this process filters into the log itself (`run`).
+    """
+    try:
+        out = os.open(os.path.join(taskdir, FIFO), os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return run(log_path, taskdir, nonce)
+    from runner.atomicio import write_atomic
+    from runner.procid import ProcessIdentity
+
+    me = ProcessIdentity.me()
+    write_atomic(os.path.join(taskdir, "logpipe.pid"), f"{me.pid} {me.start}\n")
+    os.set_blocking(out, True)
+    os.dup2(out, 1)
+    os.close(out)
+    try:
+        os.execvp("cat", [PIPE_ARGV0, "-u"])
+    except OSError:
+        pass
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # no cat: let go of the FIFO and filter here
+    return run(log_path, taskdir, nonce)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 3:
         print("usage: python -m runner.logpipe LOG TASKDIR NONCE", file=sys.stderr)
         return 2
-    return run(*argv)
+    return pipe(*argv)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from runner import faultpoint, reaper, states, validate
-from runner.atomicio import copy_private, ensure_dir, write_atomic, write_json
+from runner import faultpoint, logpipe, reaper, states, validate
+from runner.atomicio import copy_private, ensure_dir, write_json
 from runner.clock import Deadline, mono
 from runner.config import SESSION_HEX, SESSION_PREFIX, Config
 from runner.errors import DispatchError
@@ -153,13 +153,9 @@ class Runner:
         existing = store.get(task_id)
         if existing is not None:
             raise DispatchError("duplicate_task_id", f"task id {task_id!r} is already used")
-        # 2. housekeeping (P9): every start reaps
-        try:
-            reaper.reap(store, self.optional_tmux())
-        except DispatchError:
-            raise
-        except Exception:
-            pass
+        # 2. housekeeping (P9): every start reaps, before its own session exists (a reaper that targets
+        # sessions inexactly must never be able to hit it)
+        self._reap(store)
         # 3. reserve the id, then build the task dir
         tdir = self.cfg.tasks_dir / task_id
         run = secrets.token_hex(4)
@@ -197,8 +193,8 @@ class Runner:
         task_id = row["task_id"]
         nonce = self._write_task_files(row, tdir, cwd, prompt_file)
         go, ack = tdir / "ctl.go", tdir / "ctl.ack"
-        os.mkfifo(go, 0o600)
-        os.mkfifo(ack, 0o600)
+        for fifo in (go, ack, tdir / logpipe.FIFO):  # the log's: pipe-pane's `cat` -> the wrapper
+            os.mkfifo(fifo, 0o600)
         ack_fd = os.open(ack, os.O_RDONLY | os.O_NONBLOCK)
         try:
             session, pane = self._open_session(store, row, pane_python("runner.wrapper", str(tdir)), cwd)
@@ -281,11 +277,20 @@ class Runner:
         argv = ["exec", "env", f"PYTHONPATH={pane_pythonpath()}"]
         argv += pane_python("runner.logpipe", row["log_path"], str(tdir), nonce)
         wanted = tdir / "logpipe.wanted"  # the supervisor waits for this pipe's ack before it leaves
-        write_atomic(wanted, b"")  # 0600 like every state file (write_bytes left it 0644)
+        os.close(os.open(wanted, os.O_WRONLY | os.O_CREAT, 0o600))  # empty: no content to write atomically
         try:
             self.tmux.pipe_pane(pane_id, shlex.join(argv))
         except TmuxError:
             wanted.unlink(missing_ok=True)
+
+    def _reap(self, store: Store) -> None:
+        """One reaper sweep; its failures are not the start's (except a refused state dir or store)."""
+        try:
+            reaper.reap(store, self.optional_tmux())
+        except DispatchError:
+            raise
+        except Exception:
+            pass
 
     @staticmethod
     def _await_running(store: Store, task_id: str) -> None:

@@ -18,6 +18,7 @@ import time
 
 from runner import faultpoint, states
 from runner.clock import Deadline, mono, wall
+from runner.logpipe import Capture
 from runner.procid import ProcessIdentity, kill_tree, reap_children
 from runner.resultfile import read_result, read_result_settled
 from runner.store import Store
@@ -68,6 +69,7 @@ class Wrapper:
         self.agent: ProcessIdentity | None = None
         self.status: int | None = None  # the agent's wait status once reaped
         self.released = False  # "go" received: the agent may have exec'd (and carries the run marker)
+        self.capture: Capture | None = None  # the log pipe's reading end (runner.logpipe)
         with open(self.p("env.json")) as f:
             caller_env = json.load(f)
         # a recovery test arms fault points through the caller's environment (runner.faultpoint)
@@ -257,6 +259,8 @@ class Wrapper:
         """
         assert self.agent is not None
         go_fd = -1
+        # the log FIFO's reader is there before `start` attaches the pipe (after our ack)
+        self.capture = Capture.open(self.dir, self.task["log_path"], self.task["log_nonce"])
         try:
             # open "go" for reading before acking, so the CLI's write always finds a reader
             go_fd = os.open(self.p("ctl.go"), os.O_RDONLY | os.O_NONBLOCK)
@@ -320,6 +324,8 @@ class Wrapper:
         poller.register(wake_r, select.POLLIN)
         if pidfd is not None:
             poller.register(pidfd, select.POLLIN)
+        if self.capture is not None:
+            poller.register(self.capture.fd, select.POLLIN)
         watch = Watch(self)
         while True:
             self.reap()
@@ -332,10 +338,24 @@ class Wrapper:
                 continue
             # with a pidfd the agent's exit wakes us; without one, look at least once a second
             cap = states.MAX_TICK_S if pidfd is not None else 1.0
-            timeout = cap if d.next_check is None else max(0.0, min(cap, d.next_check - mono()))
-            for fd, _ in poller.poll(int(timeout * 1000) + 1 if timeout > 0 else 0):
+            self._sleep(poller, wake_r, cap if d.next_check is None else min(cap, d.next_check - mono()))
+
+    def _sleep(self, poller: select.poll, wake_r: int, timeout: float) -> None:
+        """Until the agent's exit, a signal or `timeout`; the log's output is filed as it comes."""
+        dl = Deadline(max(0.0, timeout))
+        while True:
+            left = dl.remaining() or 0.0
+            events = poller.poll(int(left * 1000) + 1 if left > 0 else 0)
+            woken = not events
+            for fd, _ in events:
+                if self.capture is not None and fd == self.capture.fd:
+                    self.capture.pump()
+                    continue
+                woken = True  # the pidfd or a signal: look again
                 if fd == wake_r:
                     _drain(wake_r)
+            if woken or dl.expired():
+                return
 
     def _act(self, d: states.Decision, watch: Watch, obs: states.Observation) -> str:
         """Carry out one decision: done (recorded, leave), again (look at once), or wait."""
@@ -415,28 +435,42 @@ class Wrapper:
         self.flush_log()
 
     def flush_log(self) -> None:
-        """Write the end marker to the pane and wait for the log pipe to ack it, then end it (P3, P4).
+        """Write the end marker to the pane, file the log up to it, then end the pipe (P3, P4).
 
         Under load the pipe may not be up yet (its pidfile is missing) or may lag far behind a burst:
         leaving early closes the pane and tmux drops what it had not passed on (a 256 KiB burst once
         came out as 0 chars). So we wait for a pipe that `start` asked for (logpipe.wanted), and for
-        the ack as long as the log keeps growing, within a hard bound.
+        the marker as long as the log keeps growing, within a hard bound.
         """
-        pidfile = self.p("logpipe.pid")
-        if not os.path.exists(pidfile):
-            if not os.path.exists(self.p("logpipe.wanted")):
-                return
-            dl = Deadline(LOGPIPE_START_WAIT)
-            while not os.path.exists(pidfile) and not dl.expired():
-                time.sleep(dl.cap(0.02))
-        self._write_end_marker()
-        self._wait_ack()
+        try:
+            pidfile = self.p("logpipe.pid")
+            if not os.path.exists(pidfile):
+                if not os.path.exists(self.p("logpipe.wanted")):
+                    return
+                dl = Deadline(LOGPIPE_START_WAIT)
+                while not os.path.exists(pidfile) and not dl.expired():
+                    self._pump_for(dl.cap(0.02))
+            self._write_end_marker()
+            self._wait_ack()
+        finally:
+            if self.capture is not None:
+                self.capture.close()
         try:
             with open(pidfile) as f:
                 pid, start = (int(x) for x in f.read().split())
             kill_tree([ProcessIdentity(pid, start)], None, term_timeout=0.5)
         except (OSError, ValueError):
             pass
+
+    def _pump_for(self, seconds: float) -> None:
+        """File the log's output for up to `seconds` (a plain wait when there is no capture)."""
+        if self.capture is None:
+            time.sleep(seconds)
+            return
+        p = select.poll()
+        p.register(self.capture.fd, select.POLLIN)
+        if p.poll(int(seconds * 1000) + 1):
+            self.capture.pump()
 
     def _write_end_marker(self) -> None:
         try:
@@ -449,25 +483,37 @@ class Wrapper:
         except OSError:
             pass
 
+    def _acked(self, nonce: str) -> bool:
+        """The marker came through our capture, or a stand-alone pipe acked it (logpipe.ack)."""
+        if self.capture is not None and self.capture.ended:
+            return True
+        try:
+            with open(self.p("logpipe.ack")) as f:
+                return f.read().strip() == nonce
+        except OSError:
+            return False
+
+    def _log_progress(self) -> int:
+        if self.capture is not None and self.capture.received:
+            return self.capture.received
+        try:
+            return os.path.getsize(self.task["log_path"])
+        except (OSError, KeyError):
+            return -1
+
     def _wait_ack(self) -> bool:
-        """Until the ack; the deadline moves on while the log grows, never past END_MARKER_MAX."""
+        """Until the end marker is through; the deadline moves on while the log grows, never past
+        END_MARKER_MAX."""
         nonce = self.task["log_nonce"]
         hard, dl = Deadline(END_MARKER_MAX), Deadline(END_MARKER_WAIT)
         size, delay = -1, 0.005
         while not dl.expired() and not hard.expired():
-            try:
-                with open(self.p("logpipe.ack")) as f:
-                    if f.read().strip() == nonce:
-                        return True
-            except OSError:
-                pass
-            try:
-                now_size = os.path.getsize(self.task["log_path"])
-            except (OSError, KeyError):
-                now_size = -1
+            if self._acked(nonce):
+                return True
+            now_size = self._log_progress()
             if now_size != size:
                 size, dl, delay = now_size, Deadline(END_MARKER_WAIT), 0.005
-            time.sleep(dl.cap(delay))
+            self._pump_for(dl.cap(delay))
             delay = min(0.05, delay * 2)
         return False
 
