@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -134,7 +135,12 @@ def test_sweep_removes_everything_labelled(client, built, run_id):
 
 @pytest.mark.slow
 def test_ctrl_c_sweeps_the_run(client, built, run_id, tmp_path):
-    """SIGINT while a container runs: the CLI exits 130 and nothing labelled with the run remains."""
+    """SIGINT while a container runs: the CLI exits 130 and nothing labelled with the run remains.
+
+    The SIGINT is sent once the command prints READY inside the container: then the container is
+    running, the kit installed and an exec live, whatever docker's load (CI builds images meanwhile;
+    polling the container list for 120 s from the CLI's start missed it there).
+    """
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -146,7 +152,7 @@ def test_ctrl_c_sweeps_the_run(client, built, run_id, tmp_path):
             "--run-id",
             run_id,
             "--command",
-            "sleep 300",
+            "echo READY-$DK_RUN_ID; exec sleep 300",
             "--report",
             str(REPO / "reports" / f"containers-{run_id}"),
         ],
@@ -155,23 +161,28 @@ def test_ctrl_c_sweeps_the_run(client, built, run_id, tmp_path):
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:  # a reader thread: a silent CLI never blocks the test past its deadline
+        for raw in proc.stdout:
+            lines.append(raw.decode("utf-8", "replace"))
+            if f"READY-{run_id}" in lines[-1]:
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            line = (
-                proc.stdout.readline().decode()
-            )  # progress lines; the exec starts after "starting container"
-            if "bookworm: starting container" in line:
-                break
-        assert proc.poll() is None, proc.stdout.read().decode()
-        while time.monotonic() < deadline and not client.containers.list(
-            filters={"label": f"{LABEL_RUN}={run_id}"}
-        ):
-            time.sleep(0.1)
-        assert client.containers.list(filters={"label": f"{LABEL_RUN}={run_id}"})
+        # a bound for a busy engine (image builds in the background): it only costs time on failure
+        deadline = time.monotonic() + 600
+        while not ready.wait(0.5) and proc.poll() is None and time.monotonic() < deadline:
+            pass
+        assert ready.is_set(), f"no READY from the container (rc {proc.poll()}):\n{''.join(lines)}"
+        assert client.containers.list(filters={"label": f"{LABEL_RUN}={run_id}"}), "".join(lines)
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 130, out.decode()
+        proc.wait(timeout=120)
+        reader.join(10)
+        assert proc.returncode == 130, "".join(lines)
         assert leftovers(client, run_id) == {"containers": [], "networks": [], "volumes": []}
     finally:
         if proc.poll() is None:
