@@ -75,7 +75,9 @@ class Tree:
         self.tmux("new-session", "-d", "-s", "holder", "sleep", "86400")  # a warm server, as in real use
 
     def cli(self, *args: str) -> list[str]:
-        return [*reference_command(installed=False), *args]  # the code at PYTHONPATH, not the installed one
+        """The code at PYTHONPATH, not the installed one; run it with cwd=the sandbox's workdir, since
+        `python -m` puts the cwd first on sys.path (from this checkout, the before tree ran our code)."""
+        return [*reference_command(installed=False), *args]
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([TMUX, "-S", str(self.sb.socket), *args], env=self.env, capture_output=True,
@@ -159,14 +161,14 @@ def _start_once(tree: Tree) -> dict[str, float]:
     t0 = time.monotonic()
     cp = subprocess.run(tree.cli("start", "--json", "--task-id", tid, "--cwd", str(tree.sb.workdir),
                                  "--prompt-file", tree.prompt(), "--", *tree.agent(tid, "--work", "1")),
-                        env=tree.env, capture_output=True, text=True, timeout=120)  # fmt: skip
+                        env=tree.env, cwd=tree.sb.workdir, capture_output=True, text=True, timeout=120)  # fmt: skip
     if cp.returncode != 0:
         raise RuntimeError(f"{tree.name}: start failed: {cp.stderr.strip()}")
     ev = wait_journal(tree.journal(tid), "start", 60.0)
     if ev is None:
         raise RuntimeError(f"{tree.name}: started agent never journaled")
     out = {"total": ev.mono - t0}
-    evs = subprocess.run(tree.cli("events", "--json", tid), env=tree.env, capture_output=True, text=True,
+    evs = subprocess.run(tree.cli("events", "--json", tid), env=tree.env, cwd=tree.sb.workdir, capture_output=True, text=True,
                          timeout=60)  # fmt: skip
     try:
         doc = json.loads(evs.stdout)
@@ -218,7 +220,7 @@ def idle_memory(tree: Tree, n: int, log: Callable[[str], None]) -> dict[str, Any
     for tid in ids:
         subprocess.run(tree.cli("start", "--json", "--task-id", tid, "--cwd", str(tree.sb.workdir),
                                 "--prompt-file", tree.prompt(), "--", *tree.agent(tid, "--work", "600",
-                                "--heartbeat", "1")), env=tree.env, capture_output=True, timeout=120)  # fmt: skip
+                                "--heartbeat", "1")), env=tree.env, cwd=tree.sb.workdir, capture_output=True, timeout=120)  # fmt: skip
     for tid in ids:
         if wait_journal(tree.journal(tid), "start", 60.0) is None:
             raise RuntimeError(f"{tree.name}: idle agent {tid} never started")
@@ -268,10 +270,12 @@ def run(before: str, runs: int, window_s: float, n_idle: int, log: Callable[[str
     try:
         log("agent layer: start -> running vs floor")
         res["start"] = start_latency(trees, runs, log)
-        log("agent layer: a followed run's CPU")
-        res["follow"] = {t.name: follow_cpu(t, window_s, log) for t in trees}
+        # memory before following: the old agent layer's `run` drives the *installed* `dispatch` (this
+        # checkout), whose tasks on the before tree's server were then counted as the before tree's
         log("agent layer: supervision memory per idle agent")
         res["memory"] = {t.name: idle_memory(t, n_idle, log) for t in trees}
+        log("agent layer: a followed run's CPU")
+        res["follow"] = {t.name: follow_cpu(t, window_s, log) for t in trees}
     finally:
         for t in trees:
             t.close()
