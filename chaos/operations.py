@@ -2,7 +2,7 @@
 
 An operation is a :mod:`chaos.steps` step registered with :func:`operation` and enabled by
 ``ChaosConfig.ops``. It calls the implementation through the world's contract client, records the
-call in the history and holds what came back against the model (``World.observe``: terminal states
+call in the history and holds what came back against the model (``chaos.model.observe``: terminal states
 are forever). ``after_stop``/``after_poll``/``check_reaped`` are shared with the faults that kill a
 `stop` or `reap` mid-call (:mod:`chaos.nemesis`).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chaos import steps
+from chaos import model, steps
 from chaos.checker import TERMINAL, Stop, Violation
 from chaos.steps import BEHAVIOUR, BOOL, TASK, Step, registrar
 from conformance.harness import Call
@@ -63,7 +63,7 @@ def after_stop(w: Any, m: Any, call: Call, t0: float, t1: float) -> None:
     if call.doc.get("state") not in TERMINAL:
         raise Violation(f"stop {m.tid} returned non-terminal state {call.doc.get('state')!r}")
     m.facts.stops.append(Stop(t0, t1, True))
-    w.observe(call.doc, t0, t1, "stop")
+    model.observe(w, call.doc, t0, t1, "stop")
     left = wait_gone(w, m, STOP_CLEAN_S)
     if left:
         raise Violation(f"stop {m.tid} returned but processes of the task remain: {left}")
@@ -103,7 +103,7 @@ def after_poll(w: Any, m: Any, call: Call, t0: float, t1: float, verb: str, time
         raise Violation(f"{verb} {m.tid} failed: {call.describe()}")
     elif verb == "wait" and call.doc.get("state") not in TERMINAL:
         raise Violation(f"wait {m.tid} exited 0 with non-terminal state {call.doc.get('state')}")
-    w.observe(call.doc, t0, t1, verb)
+    model.observe(w, call.doc, t0, t1, verb)
 
 
 @operation("status", task=TASK)

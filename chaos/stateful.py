@@ -13,6 +13,12 @@ the fake agents' journals plus the faults). At the end all faults are healed, ev
 for, the outcomes, the ``events`` logs and ``list`` are checked once more, and no process, session or
 socket of the run may remain (``conformance.isolation.Sandbox`` marker). A failure carries the program
 as a replayable pytest module.
+
+Here: the config, the world (sandbox, client, history, the one way a step runs), the Hypothesis
+machine, ``run_programs`` and ``replay``. The parts, Jepsen-style: :mod:`chaos.operations` (the
+client), :mod:`chaos.nemesis` (the faults), :mod:`chaos.model` (what was observed),
+:mod:`chaos.checker` (which outcomes the ground truth allows, one function per cause) and
+:mod:`chaos.final` (heal, wait, judge again, leaks); :mod:`chaos.steps` is their registry.
 """
 
 from __future__ import annotations
@@ -25,21 +31,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos import nemesis, operations, steps
+from chaos import final, model, nemesis, operations, steps
 from chaos.checker import (
-    NON_TERMINAL,
-    TERMINAL,
     Journal,
     Knobs,
     TaskFacts,
     Violation,
-    judge,
-    overdue,
 )
 from chaos.history import History, render_replay
+from chaos.model import TaskModel
 from conformance.context import fake_program
 from conformance.harness import Call, ContractViolation, Impl
-from conformance.isolation import Sandbox, find_marked
+from conformance.isolation import Sandbox
 from runner.contract import reference_shell
 
 REPO = str(Path(__file__).resolve().parent.parent)
@@ -62,8 +65,6 @@ BEHAVIOURS = (
 OPS = operations.groups()  # start, stop, wait, status, reap, pause: chaos.operations registers each
 FAULTS = nemesis.groups()  # kill_agent ... crash_cli: chaos.nemesis registers each
 EXIT_CODES = (1, 2, 7, 42)
-LEAK_WAIT_S = 6.0
-KILL_ESCALATION_S = 3.0  # SIGTERM, a grace of a second or so, SIGKILL, then the record
 
 
 class TimeUp(BaseException):
@@ -135,31 +136,6 @@ def agent_flags(behaviour: str, work: float, variant: int, doc: str, k: Knobs) -
 
 
 WRITES_RESULT = {"ok", "chunked", "grace_finish", "daemon", "linger"}
-
-
-@dataclass
-class TaskModel:
-    """The runner's view of one task: the facts for the checker and what was observed."""
-
-    facts: TaskFacts
-    journal: Path
-    marker_hint: str | None = None
-    session: str | None = None
-    exists: str = "yes"  # yes | maybe (start CLI killed) | no (refused)
-    seen: bool = False  # ever returned by the dispatcher
-    last_live: float = 0.0  # latest call start at which the task was observed non-terminal
-    terminal: dict[str, Any] | None = None
-    terminal_seen: float | None = None
-    decided: tuple[float, float] | None = None
-    verdict: Any = None
-
-    @property
-    def tid(self) -> str:
-        return self.facts.task_id
-
-
-def _snapshot(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: doc.get(k) for k in ("state", "reason", "exit_code", "signal", "result")}
 
 
 @dataclass
@@ -247,13 +223,13 @@ class World:
 
     def invariant(self) -> None:
         if not self.broken:
-            self._guard(self.check_list)
+            self._guard(lambda: model.check_list(self))
 
     def finish(self) -> None:
         """Heal, wait for everything, check everything, then look for leaks (the final check); raise
         the program's first failure, wherever it happened."""
         if not self.broken:
-            self._guard(self.final_check)
+            self._guard(lambda: final.final_check(self))
         if self.pending is not None:
             raise self.pending
 
@@ -294,7 +270,7 @@ class World:
         if self.closed:
             return
         self.closed = True
-        self._thaw()
+        final.thaw(self)
         if self.clock is not None:
             self.clock.close()
         self.sb.cleanup()
@@ -347,98 +323,6 @@ class World:
     def freezing(self) -> bool:
         return any(t.is_alive() for t, _ in self._freezes)
 
-    # -- observations -----------------------------------------------------------------------------
-    def observe(self, doc: Any, t0: float, t1: float, source: str) -> None:
-        """Hold one task object against everything seen before (terminal states are forever)."""
-        if not isinstance(doc, dict) or "task_id" not in doc or "state" not in doc:
-            return
-        tid = doc["task_id"]
-        m = self.tasks.get(tid)
-        if m is None:
-            raise Violation(f"{source} returned task {tid!r}, which no successful start created")
-        if m.exists == "no":
-            raise Violation(
-                f"{source} returned task {tid!r}, whose start was refused (a refusal must create nothing)"
-            )
-        m.seen = True
-        state = doc["state"]
-        if state not in TERMINAL | NON_TERMINAL:
-            raise Violation(f"{source}: task {tid} has unknown state {state!r}")
-        if state in TERMINAL:
-            snap = _snapshot(doc)
-            if m.terminal is None:
-                m.terminal, m.terminal_seen = snap, t1
-                self.history.add("obs", "terminal", t0, t1, tid, via=source, **snap)
-                self.judge(m)
-            elif snap != m.terminal:
-                raise Violation(
-                    f"task {tid} left its terminal state: first {m.terminal}, now {snap} ({source})"
-                )
-        else:
-            if m.terminal is not None:
-                raise Violation(
-                    f"task {tid} went back from terminal {m.terminal['state']} to {state} ({source})"
-                )
-            m.last_live = max(m.last_live, t0)
-
-    def decided_window(self, m: TaskModel) -> tuple[float, float]:
-        """When the dispatcher decided: its own `events` time if plausible, else our observation window."""
-        assert m.terminal_seen is not None
-        lo, hi = m.last_live, m.terminal_seen
-        if "events" not in self.caps.capabilities:
-            return lo, hi
-        call, t0, t1 = self._run("events", m.tid)
-        if call.exit_code != 0:
-            raise Violation(f"events {m.tid} failed: {call.describe()}")
-        evs = call.doc
-        terms = [e for e in evs if e.get("state") in TERMINAL]
-        if len(terms) != 1 or evs[-1] is not terms[0]:
-            raise Violation(
-                f"task {m.tid}: events must hold exactly one terminal transition, last; got "
-                f"{[(e.get('state'), e.get('reason')) for e in evs]}"
-            )
-        if terms[0].get("state") != m.terminal["state"]:
-            raise Violation(
-                f"task {m.tid}: events end in {terms[0].get('state')}, status says {m.terminal['state']}"
-            )
-        mono = terms[0].get("mono")
-        if isinstance(mono, (int, float)) and lo - 0.05 <= mono <= hi + 0.05:
-            return float(mono), float(mono)
-        return lo, hi
-
-    def judge(self, m: TaskModel) -> None:
-        assert m.terminal is not None
-        if m.decided is None:
-            m.decided = self.decided_window(m)
-        m.facts.journal = self.journal(m)
-        v = judge(m.facts, self.k, m.terminal, m.decided)
-        self.history.add("check", "outcome", task_id=m.tid, ok=v.ok, cause=v.cause.label if v.cause else None)
-        if not v.ok:
-            raise Violation(v.message)
-        if m.verdict is None:
-            st = m.terminal["state"]
-            self.stats.outcomes[st] = self.stats.outcomes.get(st, 0) + 1
-            if v.latency is not None:
-                self.stats.latencies.setdefault(st, []).append(v.latency)
-        m.verdict = v
-
-    def check_list(self) -> None:
-        """Each started task appears exactly once; nothing else appears; observations stay consistent."""
-        call, t0, t1 = self._run("list")
-        if call.exit_code != 0:
-            raise Violation(f"list failed: {call.describe()}")
-        ids = [t.get("task_id") for t in call.doc]
-        for tid in ids:
-            if ids.count(tid) > 1:
-                raise Violation(f"list shows task {tid} {ids.count(tid)} times: {ids}")
-        for m in self.tasks.values():
-            if m.exists == "yes" and m.tid not in ids:
-                raise Violation(f"task {m.tid} was started but list does not show it (a lost task): {ids}")
-            if m.exists == "maybe" and m.seen and m.tid not in ids:
-                raise Violation(f"task {m.tid} was listed before and is now lost: {ids}")
-        for doc in call.doc:
-            self.observe(doc, t0, t1, "list")
-
     # -- rules: operations ------------------------------------------------------------------------
     def _new_task(
         self, behaviour: str, work: float, variant: int, noise: bool
@@ -481,97 +365,6 @@ class World:
             m.exists = "no"  # refused while tmux was frozen: legitimate, and nothing may exist
             return
         raise Violation(f"start {m.tid} ({m.facts.behaviour}) was refused: {call.describe()}")
-
-    # -- healing and the final check --------------------------------------------------------------
-    def _thaw(self) -> None:
-        for th, release in self._freezes:
-            release.set()
-            th.join(15.0)
-        self._freezes.clear()
-
-    def heal(self) -> None:
-        t0 = time.monotonic()
-        self._thaw()
-        if self.clock is not None:
-            self.clock.reset()
-        self.history.add("heal", "faults", t0, time.monotonic())
-
-    def final_check(self) -> None:
-        self.heal()
-        operations.reap(self)
-        for m in list(self.tasks.values()):
-            if m.exists == "no" or m.terminal is not None:
-                continue
-            self._await_end(m)
-        self.check_list()
-        for m in self.tasks.values():
-            if m.exists == "yes" and m.terminal is None:
-                raise Violation(f"task {m.tid} never reached a terminal state")
-            if m.terminal is not None:
-                m.facts.journal = self.journal(m)
-                self.judge(m)  # again, with the complete journal
-        self.check_leaks()
-        self.history.add("check", "final", ok=True)
-
-    def _await_end(self, m: TaskModel) -> None:
-        """Wait until the task is terminal; a start whose CLI was killed may need a `stop` (an operator would)."""
-        m.facts.journal = self.journal(m)
-        now = time.monotonic()
-        due = overdue(m.facts, self.k, float("inf"))
-        # + KILL_ESCALATION: a dispatcher that ends an agent ignoring SIGTERM records it after the SIGKILL
-        limit = (
-            (due.hi if due else m.facts.call_t1 + self.k.max_lifetime + self.k.detect)
-            + KILL_ESCALATION_S
-            - now
-        )
-        if m.facts.start_killed:
-            limit = min(limit, 1.0)
-        call, t0, t1 = self._run(
-            "wait", m.tid, "--timeout", f"{max(0.1, limit):.2f}", timeout=max(0.1, limit) + 30
-        )
-        self._op("wait", call, t0, t1, m.tid, timeout=round(limit, 2), final=True)
-        operations.after_poll(self, m, call, t0, t1, "wait", timeout_ok=True)
-        if m.terminal is not None or (call.error_code == "unknown_task" and m.exists == "maybe"):
-            return
-        if not m.facts.start_killed:
-            m.facts.journal = self.journal(m)
-            cause = overdue(m.facts, self.k, time.monotonic() - KILL_ESCALATION_S)
-            raise Violation(
-                f"task {m.tid} ({m.facts.behaviour}) is still {call.doc.get('state')!r}"
-                + (
-                    f", although {cause.label!r} was due by {cause.hi - m.facts.call_t0:+.2f}s"
-                    if cause
-                    else ""
-                )
-            )
-        call, t0, t1 = self._run("stop", m.tid, timeout=60.0)
-        self.history.add(
-            "heal", "stop", t0, t1, m.tid, exit=call.exit_code, state=(call.doc or {}).get("state")
-        )
-        operations.after_stop(self, m, call, t0, t1)
-
-    def check_leaks(self) -> None:
-        """No process, tmux server, session or socket of the run may outlive it."""
-        deadline = time.monotonic() + LEAK_WAIT_S
-        while True:
-            left = find_marked(self.sb.marker)
-            if not left or time.monotonic() >= deadline:
-                break
-            time.sleep(0.05)
-        sessions = []
-        if self.sb.socket.exists():
-            from faults.tmuxfault import _tmux
-
-            r = _tmux(self.sb.socket, "list-sessions", "-F", "#{session_name}")
-            sessions = r.stdout.split() if r.returncode == 0 else []
-        if left or sessions:
-            raise Violation(
-                "the run left behind "
-                + "; ".join([f"process {x}" for x in left[:8]] + [f"session {s}" for s in sessions[:8]])
-            )
-
-
-# -- the Hypothesis state machine -----------------------------------------------------------------
 
 
 def machine_for(
