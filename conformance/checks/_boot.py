@@ -40,7 +40,11 @@ def start_and_await(
             if len(journal_api().all_of(agent.events(), event)) >= count:
                 return tid, t0
             break
-        time.sleep(0.05)
+        try:  # between two `status` processes, watch the journal rather than sleep
+            journal_api().wait_for(agent.journal, event, 0.3, count=count)
+            return tid, t0
+        except TimeoutError:
+            pass
     seen = agent.names()[-5:]
     if ended is not None:
         assert ended_after >= k.stale + k.grace - 0.05, (

@@ -46,7 +46,9 @@ def test_wall_jump_spares_healthy_agent(dispatch: Ctx, direction: str) -> None:
     dispatch.set_knobs(**JUMP_KNOBS)
     clock, impl = _clocked(dispatch)
     with clock:
-        agent = dispatch.agent("--work", "3.0", heartbeat=0.1)
+        # works 6 s after its boot: still beating when the clock jumps, even when noticing the beats
+        # took a few `status` processes on a loaded machine
+        agent = dispatch.agent("--work", "6.0", heartbeat=0.1)
         tid, _ = start_and_await(dispatch, agent, "heartbeat", 20, count=2)
         clock.jump(JUMPS[direction])
         poll = impl.wait_for_state(tid, TERMINAL, 20, interval=0.1)
