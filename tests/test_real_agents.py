@@ -5,12 +5,15 @@ CLIs are not installed (.ci/setup puts them in .agents/ with npm). Waits have de
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -99,9 +102,47 @@ class Real:
         return cp.stdout
 
 
+# codex's workspace-write sandbox always hides its app-server socket dir with bwrap, creating
+# /tmp/codex-daemon-UID as the mount target whatever TMPDIR says (hard-coded; exclude_slash_tmp does not
+# stop it, and the landlock fallback refuses: "filesystem-restricted execution requires bubblewrap to
+# isolate app-server sockets", codex 0.171). The run removes it again if it made it: every codex test
+# holds a shared lock, removal takes it exclusively, so no concurrent codex command loses its target.
+CODEX_DAEMON_DIR = Path("/tmp") / f"codex-daemon-{os.getuid()}"
+
+
+@contextlib.contextmanager
+def _codex_daemon_dir_cleaned() -> Iterator[None]:
+    session = Path(os.environ.get("DK_TEST_SESSION_TMP") or tempfile.gettempdir())
+    with open(session / "codex-daemon.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        first = session / "codex-daemon.preexisted"
+        if not first.exists():
+            first.write_text("1" if CODEX_DAEMON_DIR.exists() else "0")
+        ours = first.read_text() == "0"
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # another codex test runs: its own teardown removes the dir
+            if ours:
+                with contextlib.suppress(OSError):  # not empty: a real codex daemon's, never ours
+                    CODEX_DAEMON_DIR.rmdir()
+
+
 @pytest.fixture
 def real(request: pytest.FixtureRequest, sandbox: Sandbox) -> Iterator[Real]:
     cli = request.param
+    with contextlib.ExitStack() as stack:
+        if cli == "codex":
+            stack.enter_context(_codex_daemon_dir_cleaned())
+        yield from _real(cli, sandbox)
+
+
+def _real(cli: str, sandbox: Sandbox) -> Iterator[Real]:
     with MockModel() as mock:
         env = sandbox.env(DISPATCH_CONFIG=str(sandbox.root / "agents.toml"), DISPATCH_GRACE_S="2")
         env.update(agents.setup(cli, mock.url, sandbox.home))
@@ -271,8 +312,10 @@ def test_claude_first_run_screen_reported_fast(real: Real, first: str) -> None:
             args, env=real.env, capture_output=True, text=True, timeout=200, cwd=real.sb.workdir
         )
         done = time.monotonic()
-        stop.set()
+        timer = threading.Timer(5.0, stop.set)  # the watcher polls every 0.1 s: let it read the last screen
+        timer.start()
         shown = seen.result()
+        timer.cancel()
     doc = json.loads(cp.stdout)
     assert cp.returncode == 1 and doc["error"]["code"] == "not_delivered", (doc, cp.stderr[-2000:])
     msg = doc["error"]["message"]
@@ -445,8 +488,11 @@ def test_claude_multiple_choice_question_is_needs_input_fast(real: Real) -> None
             q = wait_for(lambda: (meta(real, "c1").get("needs_input") or {}).get("question"), RUN_TIMEOUT,
                          "needs_input")  # fmt: skip
             reported = time.monotonic()
-            stop.set()
+            # the watcher polls the recording every 0.1 s: it may see the question after the report came
+            timer = threading.Timer(10.0, stop.set)
+            timer.start()
             shown = seen.result()
+            timer.cancel()
         assert shown is not None
         print(f"multiple choice: needs_input {reported - shown:.1f}s after it was drawn: {q!r}")
         assert reported - shown < 5.0 and "Which colour" in q, q

@@ -93,6 +93,33 @@ class Profile:
         return first_match(self.needs_input, screen)
 
 
+def _mode(mname: str, md: Any, where: str) -> Mode:
+    """One `[modes.batch|interactive]` table, checked."""
+    mw = f"{where} modes.{mname}"
+    if mname not in ("batch", "interactive") or not isinstance(md, Mapping):
+        raise ProfileError(f"{mw}: modes are tables named batch or interactive")
+    argv = _tuple_of_str(md.get("argv", []), f"{mw}.argv")
+    if not argv:
+        raise ProfileError(f"{mw}.argv: empty")
+    _check_template(argv, f"{mw}.argv")
+    prompt = _choice(md.get("prompt", "argv"), PROMPT_MODES, f"{mw}.prompt")
+    if prompt == "argv" and "{prompt}" not in argv:
+        raise ProfileError(f"{mw}: prompt = 'argv' needs a {{prompt}} element in argv")
+    ready = _tuple_of_str(md.get("ready", []), f"{mw}.ready")
+    working = _tuple_of_str(md.get("working", []), f"{mw}.working")
+    _check_regexes(ready + working, mw)
+    if prompt == "paste" and not ready:
+        raise ProfileError(f"{mw}: prompt = 'paste' needs ready patterns (the TUI's banner)")
+    return Mode(
+        argv=argv,
+        prompt=prompt,
+        ready=ready,
+        ready_timeout_s=_num(md.get("ready_timeout_s", 60), f"{mw}.ready_timeout_s"),
+        working=working,
+        submit_timeout_s=_num(md.get("submit_timeout_s", 20), f"{mw}.submit_timeout_s"),
+    )
+
+
 def _patterns(d: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     """`[KEY] patterns = [...]`: checked regexes (screen lines the agent shows in that state)."""
     pats = _tuple_of_str((d.get(key) or {}).get("patterns", []), f"{where} {key}.patterns")
@@ -165,29 +192,7 @@ def from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Profile:
         if key in d and not isinstance(d[key], Mapping):
             raise ProfileError(f"{where}: {key} must be a table")
     for mname, md in (d.get("modes") or {}).items():
-        mw = f"{where} modes.{mname}"
-        if mname not in ("batch", "interactive") or not isinstance(md, Mapping):
-            raise ProfileError(f"{mw}: modes are tables named batch or interactive")
-        argv = _tuple_of_str(md.get("argv", []), f"{mw}.argv")
-        if not argv:
-            raise ProfileError(f"{mw}.argv: empty")
-        _check_template(argv, f"{mw}.argv")
-        prompt = _choice(md.get("prompt", "argv"), PROMPT_MODES, f"{mw}.prompt")
-        if prompt == "argv" and "{prompt}" not in argv:
-            raise ProfileError(f"{mw}: prompt = 'argv' needs a {{prompt}} element in argv")
-        ready = _tuple_of_str(md.get("ready", []), f"{mw}.ready")
-        working = _tuple_of_str(md.get("working", []), f"{mw}.working")
-        _check_regexes(ready + working, mw)
-        if prompt == "paste" and not ready:
-            raise ProfileError(f"{mw}: prompt = 'paste' needs ready patterns (the TUI's banner)")
-        modes[mname] = Mode(
-            argv=argv,
-            prompt=prompt,
-            ready=ready,
-            ready_timeout_s=_num(md.get("ready_timeout_s", 60), f"{mw}.ready_timeout_s"),
-            working=working,
-            submit_timeout_s=_num(md.get("submit_timeout_s", 20), f"{mw}.submit_timeout_s"),
-        )
+        modes[mname] = _mode(mname, md, where)
     if not modes:
         raise ProfileError(f"{where}: no modes (add [modes.batch] or [modes.interactive])")
     default_mode = d.get("default_mode", "batch")
