@@ -450,8 +450,12 @@ class Wrapper:
                 dl = Deadline(LOGPIPE_START_WAIT)
                 while not os.path.exists(pidfile) and not dl.expired():
                     self._pump_for(dl.cap(0.02))
-            self._write_end_marker()
-            self._wait_ack()
+            # a pane that is gone (session killed: SIGHUP, or the pty refuses the marker) can pass
+            # nothing more on: file what came through and let the log go at once (P4)
+            if "hup" in self.flags or not self._write_end_marker():
+                self._pump_for(0)
+            else:
+                self._wait_ack()
         finally:
             if self.capture is not None:
                 self.capture.close()
@@ -472,7 +476,8 @@ class Wrapper:
         if p.poll(int(seconds * 1000) + 1):
             self.capture.pump()
 
-    def _write_end_marker(self) -> None:
+    def _write_end_marker(self) -> bool:
+        """Write the marker to the pane; False when the pane refuses it (its pty is closed)."""
         try:
             fl = os.get_blocking(1)
             os.set_blocking(1, False)
@@ -480,8 +485,11 @@ class Wrapper:
                 os.write(1, end_marker(self.task["log_nonce"]))
             finally:
                 os.set_blocking(1, fl)
+        except BlockingIOError:
+            return True  # a full pty: the pane is there, the marker may still come through
         except OSError:
-            pass
+            return False
+        return True
 
     def _acked(self, nonce: str) -> bool:
         """The marker came through our capture, or a stand-alone pipe acked it (logpipe.ack)."""
