@@ -279,7 +279,8 @@ def start_killed(f: TaskFacts, k: Knobs) -> list[Cause]:
     """A `start` whose CLI was killed mid-call: the handshake may never complete."""
     if not f.start_killed:
         return []
-    outcome = _o(("failed", "spawn_failed"), ("crashed", None), ("stopped", None))
+    # start_abandoned: the wrapper saw its creator die before "go" (docs/architecture.md)
+    outcome = _o(("failed", "spawn_failed"), ("failed", "start_abandoned"), ("crashed", None), ("stopped", None))
     return [Cause("start CLI killed mid-call", outcome, f.call_t0, INF, False, f.call_t1)]
 
 
