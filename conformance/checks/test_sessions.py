@@ -92,6 +92,8 @@ def test_same_label_distinct_sessions(dispatch: Ctx) -> None:
 def test_hostile_labels_stored_verbatim(dispatch: Ctx) -> None:
     # The control: the same agent with a plain label. Only when it succeeds can a hostile label that
     # ends otherwise (a session name built from 'fix: the bug' is lost to tmux) be blamed on the label.
+    # It runs to its end before any hostile label exists, so a flaw that hits other tasks' sessions
+    # (a target built from a hostile label matching 'dk_...-plain') cannot reach it.
     control = dispatch.task_id()
     tids = {}
     for label in ("plain", *HOSTILE_LABELS):
@@ -101,8 +103,11 @@ def test_hostile_labels_stored_verbatim(dispatch: Ctx) -> None:
         )
         assert call.exit_code == 0, f"valid label {label!r} refused: {call.describe()}"
         tids[tid] = label
+        if tid == control:
+            dispatch.require_succeeded(
+                dispatch.impl.wait_all([control], 20)[control], "the control task (label 'plain')"
+            )
     tasks = dispatch.impl.wait_all(list(tids), 20)
-    dispatch.require_succeeded(tasks[control], "the control task (label 'plain')")
     for tid, label in tids.items():
         task = tasks[tid]
         assert task["label"] == label, f"label {label!r} came back as {task['label']!r}"
