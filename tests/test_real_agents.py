@@ -331,6 +331,16 @@ def test_claude_first_run_screen_reported_fast(real: Real, first: str) -> None:
     assert not real.mock.task_requests()
 
 
+def start_claude_interactive(r: Real, task_id: str, prompt: bytes) -> subprocess.Popen:
+    """`dispatch run --agent claude --interactive` in the background, the prompt from a file."""
+    pf = r.sb.root / f"{task_id}-prompt.txt"
+    pf.write_bytes(prompt)
+    args = [PY, "-m", "runner.agents", "run", "--json", "--agent", "claude", "--interactive", "--task-id", task_id,
+            "--prompt-file", str(pf), "--cwd", str(r.proj), "--timeout", str(RUN_TIMEOUT)]  # fmt: skip
+    return subprocess.Popen(args, env=r.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=r.sb.workdir)  # fmt: skip
+
+
 def preanswer(r: Real) -> None:
     (r.sb.root / "agents.toml").write_text('[agents.claude]\nfirst_run = "preanswer"\n')
 
@@ -354,12 +364,7 @@ def test_claude_interactive_plain_with_opt_in(real: Real) -> None:
 def test_claude_interactive_question_send_continues(real: Real) -> None:
     preanswer(real)
     real.mock.script = script.question("QUESTION: red or blue?", final="PAINTED")
-    pf = real.sb.root / "q.txt"
-    pf.write_bytes(b"Paint the shed.\n")
-    args = [PY, "-m", "runner.agents", "run", "--json", "--agent", "claude", "--interactive", "--task-id", "q1",
-            "--prompt-file", str(pf), "--cwd", str(real.proj), "--timeout", str(RUN_TIMEOUT)]  # fmt: skip
-    proc = subprocess.Popen(args, env=real.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=real.sb.workdir)  # fmt: skip
+    proc = start_claude_interactive(real, "q1", b"Paint the shed.\n")
     try:
         q = wait_for(lambda: (meta(real, "q1").get("needs_input") or {}).get("question"), RUN_TIMEOUT,
                      "needs_input")  # fmt: skip
@@ -475,12 +480,7 @@ def test_claude_multiple_choice_question_is_needs_input_fast(real: Real) -> None
     needs_input with the question within 5 s of it being drawn; Enter picks the first option."""
     preanswer(real)
     real.mock.script = script.choice("Which colour for the shed?", final="PICKED")
-    pf = real.sb.root / "q.txt"
-    pf.write_bytes(b"Paint the shed.\n")
-    args = [PY, "-m", "runner.agents", "run", "--json", "--agent", "claude", "--interactive", "--task-id", "c1",
-            "--prompt-file", str(pf), "--cwd", str(real.proj), "--timeout", str(RUN_TIMEOUT)]  # fmt: skip
-    proc = subprocess.Popen(args, env=real.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=real.sb.workdir)  # fmt: skip
+    proc = start_claude_interactive(real, "c1", b"Paint the shed.\n")
     stop = threading.Event()
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
