@@ -4,7 +4,8 @@ Bowtie-style: each implementation (the reference and every peer in implementatio
 (conformance/smoke.py) and a full suite run; the results become ``docs/implementations.md``
 (implementation x check, a verdict per profile, the cause of every failure in one line, and the hand
 review of each failure from implementations/reviews.py) and a shields.io endpoint badge per
-implementation and profile under ``<report>/badges/``. ``--from DIR`` re-renders from saved reports.
+implementation and profile under ``<report>/badges/``. ``--from`` re-renders from the saved reports
+(``--rerun NAME`` runs that one afresh and keeps the others' saved results).
 """
 
 from __future__ import annotations
@@ -224,7 +225,10 @@ def _failure_list(entries: Sequence[Entry], review: Review) -> list[str]:
             continue
         out += [f"### {e.name}", ""]
         for p in smoke_bad:
-            out.append(f"- smoke [{p.layer}] {p.name}: {_cell(p.detail)}")
+            kind, note = review(e.name, f"smoke: {p.name}", p.detail) or ("not reviewed", "")
+            counts[kind] = counts.get(kind, 0) + 1
+            line = f"- smoke [{p.layer}] {p.name}: {_cell(p.detail)}"
+            out.append(line + (f" **Review: {kind}.** {_cell(note)}" if note else f" **Review: {kind}.**"))
         for r in bad:
             kind, note = review(e.name, r.check_id, r.message) or ("not reviewed", "")
             counts[kind] = counts.get(kind, 0) + 1
@@ -252,6 +256,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "dispatch conformance ma
     p.add_argument(
         "--from", dest="from_dir", action="store_true", help="re-render from the saved reports, run nothing"
     )
+    p.add_argument(
+        "--rerun",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --from: run this implementation afresh (repeatable), the others from saved reports",
+    )
     p.add_argument("-n", dest="workers", default="2", help="pytest-xdist workers per suite run (default 2)")
     p.add_argument("-k", dest="k", default=None, help="select checks (pytest -k)")
     p.add_argument("--level", choices=("must", "should"), default="must")
@@ -270,7 +281,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "dispatch conformance ma
         try:
             e = (
                 load_one(name, report_dir)
-                if o.from_dir
+                if o.from_dir and name not in o.rerun
                 else run_one(name, report_dir, workers=o.workers, k=o.k, level=o.level)
             )
         except InstallError as exc:

@@ -79,6 +79,26 @@ def test_matrix_page_and_badges(tmp_path: Path) -> None:
         doc = json.loads(p.read_text())
         assert doc["schemaVersion"] == 1 and {"label", "message", "color"} <= doc.keys()
     assert json.loads((tmp_path / "badges" / "mute.json").read_text())["message"] == "adapter broken"
+    # a failed smoke probe carries its review too (key "smoke: <probe name>"), or says it has none
+    assert "- smoke [adapter] caps: not JSON **Review: not reviewed.**" in page
+    reviews[("mute", "smoke: caps")] = ("adapter mistake", "it printed a banner")
+    page = render(entries, lambda impl, cid, msg: reviews.get((impl, cid)))
+    assert "caps: not JSON **Review: adapter mistake.** it printed a banner" in page
+
+
+def test_published_matrix_has_every_failure_reviewed() -> None:
+    """docs/implementations.md is published only with a hand review of each failure (implementations/reviews.py).
+
+    Re-rendered from the saved reports (no run): a new or changed failure fails here until reviewed.
+    """
+    from conformance.matrix import DEFAULT_REPORT, _targets, load_one
+    from implementations.reviews import review
+
+    entries = [load_one(name, DEFAULT_REPORT) for name in _targets(None)]
+    assert all(e.report is not None for e in entries), "a saved report is missing: run the matrix"
+    page = render(entries, review)
+    unreviewed = [line[:160] for line in page.splitlines() if "**Review: not reviewed.**" in line]
+    assert not unreviewed, "\n".join(unreviewed)
 
 
 @pytest.mark.slow
