@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from test_runner_support import end_tasks, wait_for
 
@@ -508,3 +509,108 @@ def test_claude_multiple_choice_question_is_needs_input_fast(real: Real) -> None
     doc = json.loads(out)
     assert doc["state"] == "succeeded" and "PICKED" in json.dumps(doc["result"]), (doc, err[-2000:])
     assert meta(real, "c1").get("needs_input") is None
+
+
+# -- Codex's interactive TUI ------------------------------------------------------------------------------
+# The shipped profile runs it with --no-daemon (runner/profiles/codex.toml): without it the TUI starts a
+# shared `codex app-server` daemon in its own session (setsid, re-parented away from the TUI), with its
+# sockets in the hard-coded /tmp/codex-daemon-UID, and it outlives the task (measured on 0.171).
+
+TUI_PROMPT = (
+    b"-starts with a dash\tTAB 'single' \"double\" $(touch CANARY) `touch CANARY2` trailing;\n"
+    b"@leading-at on a line\nunicode \xc3\xbc end;"
+)
+
+
+def daemon_dir_entries() -> set[str]:
+    try:
+        return set(os.listdir(CODEX_DAEMON_DIR))
+    except OSError:
+        return set()
+
+
+def start_codex_tui(r: Real, task_id: str, prompt: bytes) -> subprocess.Popen:
+    """`dispatch run --agent codex --interactive` in the background, the prompt from a file."""
+    pf = r.sb.root / f"{task_id}-prompt.txt"
+    pf.write_bytes(prompt)
+    args = [PY, "-m", "runner.agents", "run", "--json", "--agent", "codex", "--interactive", "--task-id", task_id,
+            "--prompt-file", str(pf), "--cwd", str(r.proj), "--timeout", str(RUN_TIMEOUT)]  # fmt: skip
+    return subprocess.Popen(args, env=r.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=r.sb.workdir)  # fmt: skip
+
+
+@pytest.mark.parametrize("real", ["codex"], indirect=True)
+def test_codex_tui_plain_task_exact_prompt_result(real: Real) -> None:
+    before = daemon_dir_entries()
+    real.mock.script = script.text("CODEX-TUI-RESULT-42")
+    doc = real.run(TUI_PROMPT, mode="interactive")
+    assert doc["_rc"] == 0 and doc["state"] == "succeeded", explain(doc, real)
+    assert doc["agent"]["delivery"]["ok"], explain(doc, real)
+    assert "CODEX-TUI-RESULT-42" in json.dumps(doc["result"]), explain(doc, real)
+    assert real.mock.saw_text(TUI_PROMPT.decode()), [t[:200] for t in real.mock.user_texts()]
+    for where in (real.proj, real.sb.workdir, real.sb.root):
+        assert not (where / "CANARY").exists() and not (where / "CANARY2").exists()
+    assert (real.sb.state_dir / "agents" / doc["task_id"] / "thread_id").read_text()  # for resume
+    assert daemon_dir_entries() <= before  # no app-server socket of ours in the real /tmp
+
+
+def tree_of(pid: int) -> list[tuple[int, float, str]]:
+    """(pid, start time, cmdline) of every process below `pid` now: found by real parentage, not name."""
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    out = []
+    for k in kids:
+        with contextlib.suppress(psutil.Error):
+            out.append((k.pid, k.create_time(), " ".join(k.cmdline())[:160]))
+    return out
+
+
+def still_alive(procs: list[tuple[int, float, str]]) -> list[tuple[int, float, str]]:
+    """Those of `procs` still running: same PID and the same start time (a reused PID is someone else)."""
+    alive = []
+    for pid, start, cmd in procs:
+        with contextlib.suppress(psutil.Error):
+            p = psutil.Process(pid)
+            if p.create_time() == start and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append((pid, start, cmd))
+    return alive
+
+
+@pytest.mark.parametrize("real", ["codex"], indirect=True)
+def test_codex_tui_stop_mid_task_leaves_nothing(real: Real) -> None:
+    """Every process the task's wrapper has below it mid-stream (the wrapper is a subreaper: a detached
+    daemon re-parents to it), and every process carrying the task's env marker, is gone after `stop`."""
+    before = daemon_dir_entries()
+    real.mock.script = script.slow("a very long answer " * 50, seconds=600, chunks=200)
+    proc = start_codex_tui(real, "ct1", b"Take your time.\n")
+    try:
+        assert real.mock.wait_for(lambda rs: any(x.conversation and x.conversation.tools for x in rs),
+                                  RUN_TIMEOUT), proc.stderr  # fmt: skip
+        row = wait_for(lambda: next((r for r in task_rows(real) if r["task_id"] == "ct1"), None), 60, "row")
+        tree = tree_of(row["wrapper_pid"])
+        assert any("codex" in c for _, _, c in tree), tree
+        t0 = time.monotonic()
+        cp = subprocess.run([PY, "-m", "runner.cli", "stop", "ct1", "--json"], env=real.env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+        took = time.monotonic() - t0
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert cp.returncode == 0 and json.loads(cp.stdout)["state"] == "stopped", cp.stdout + cp.stderr
+    assert json.loads(out)["state"] == "stopped", err[-2000:]
+    assert not still_alive(tree), still_alive(tree)
+    leaks = real.sb.leaks()
+    assert not leaks, leaks
+    assert daemon_dir_entries() <= before  # no app-server socket of ours in the real /tmp
+    assert took < STOP_BOUND_S, f"stop took {took:.1f}s"
+    print(f"codex TUI: stop took {took:.1f}s; {len(tree)} processes below the wrapper, none left")
+
+
+def task_rows(r: Real) -> list[dict[str, Any]]:
+    cp = subprocess.run([PY, "-m", "runner.cli", "list", "--json"], env=r.env, capture_output=True, text=True,
+                        timeout=60)  # fmt: skip
+    return json.loads(cp.stdout) if cp.returncode == 0 else []

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runner.agents import firstrun, screen, tee
+from runner.agents import firstrun, plan, screen, tee
 from runner.agents.launch import Launch, parse
+from runner.agents.profiles import tomllib
 
 # the screens as Claude Code 2.1.332 drew them (captured from the real CLI against mock_model)
 CONNECTIVITY = (
@@ -157,3 +158,26 @@ def test_codex_failures_read_from_its_rollout(tmp_path: Path) -> None:
     finally:
         os.environ.pop("CODEX_HOME") if old is None else os.environ.__setitem__("CODEX_HOME", old)
     assert len(o.signals) == 1  # the events' own report is not repeated
+
+
+def test_codex_notify_writes_the_result_of_the_users_thread_only(tmp_path: Path) -> None:
+    """The Codex TUI's `notify` fires for the user's turn and for its unsaved title thread (measured on
+    0.171): only a thread with a session record ($CODEX_HOME/sessions/.../rollout-*-ID.jsonl) counts."""
+    agent_dir, home = tmp_path / "agent", tmp_path / "codex"
+    agent_dir.mkdir()
+    user, title = "01a22ed8-ec4a-7f62-a07b-55456045e592", "01a22ed9-0998-7391-b7c1-20bb3ef17890"
+    (home / "sessions" / "2026" / "11" / "30").mkdir(parents=True)
+    (home / "sessions" / "2026" / "11" / "30" / f"rollout-2026-11-30T23-44-57-{user}.jsonl").write_text(
+        "{}\n"
+    )
+    argv = tomllib.loads("notify = " + plan.notify_toml(agent_dir))["notify"]
+    env = {"PATH": "/usr/bin:/bin", "CODEX_HOME": str(home), "DISPATCH_RESULT_FILE": str(tmp_path / "r.json")}
+    for tid, text in ((title, "Paint the shed"), (user, "-PAINTED 'it' \"blue\"")):
+        doc = {"type": "agent-turn-complete", "thread-id": tid, "last-assistant-message": text}
+        subprocess.run([*argv, json.dumps(doc)], env=env, check=True, timeout=60)
+        if tid == title:
+            assert not (tmp_path / "r.json").exists() and not (agent_dir / "submitted.json").exists()
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["agent"] == "codex" and res["last_message"] == "-PAINTED 'it' \"blue\""
+    assert (agent_dir / "thread_id").read_text() == user and (agent_dir / "submitted.json").exists()
+    assert sys.executable in argv[2]

@@ -1,7 +1,8 @@
-"""Claude Code hook commands: `python -m runner.agents.hook heartbeat|submitted|session|attention|result`.
+"""Agent hook commands: `python -m runner.agents.hook heartbeat|submitted|session|attention|result|codex-notify`.
 
 Claude Code runs these from the settings file we generate (--settings) with the hook's JSON on stdin and
-the agent's environment (DISPATCH_HEARTBEAT_FILE, DISPATCH_RESULT_FILE). They must never break the
+the agent's environment (DISPATCH_HEARTBEAT_FILE, DISPATCH_RESULT_FILE); the Codex TUI runs `codex-notify`
+as its `notify` program with the turn's JSON as the last argument (plan.notify_toml). They must never break the
 agent: every failure is swallowed and the exit status is always 0. Writes are atomic (runner.atomicio).
 """
 
@@ -73,13 +74,13 @@ def last_assistant_text(transcript: str | None) -> str | None:
     return None
 
 
-def result_doc(inp: dict[str, Any]) -> dict[str, Any]:
+def result_doc(inp: dict[str, Any], agent: str = "claude") -> dict[str, Any]:
     """The result document the Stop hook leaves for the runner (and `run`, `--on-done`)."""
     text = inp.get("last_assistant_message")
     if not isinstance(text, str):
         text = last_assistant_text(inp.get("transcript_path"))
     return {
-        "agent": "claude",
+        "agent": agent,
         "event": inp.get("hook_event_name", "Stop"),
         "session_id": inp.get("session_id"),
         "transcript_path": inp.get("transcript_path"),
@@ -96,7 +97,9 @@ def asks_user(text: str | None) -> str | None:
     return lines[-1] if lines and lines[-1].endswith("?") else None
 
 
-def handle(kind: str, agent_dir: Path | None, inp: dict[str, Any], interactive: bool = False) -> None:
+def handle(
+    kind: str, agent_dir: Path | None, inp: dict[str, Any], interactive: bool = False, agent: str = "claude"
+) -> None:
     """Do what one hook event means; see the module docstring."""
     if agent_dir is not None and inp.get("session_id"):
         # every event carries the session id, which changes on /clear and forks: keep the latest (resume)
@@ -118,7 +121,7 @@ def handle(kind: str, agent_dir: Path | None, inp: dict[str, Any], interactive: 
         write_json(agent_dir / "attention.json", {"message": inp.get("message"), "wall": time.time()})
     elif kind == "result":
         beat()
-        doc = result_doc(inp)
+        doc = result_doc(inp, agent)
         ask = asks_user(doc["last_message"]) if interactive else None
         if ask and agent_dir is not None:
             # an interactive turn that ends asking its user is waiting, not done: no result yet
@@ -132,16 +135,65 @@ def handle(kind: str, agent_dir: Path | None, inp: dict[str, Any], interactive: 
             (agent_dir / "attention.json").unlink(missing_ok=True)
 
 
+def codex_saved_thread(thread_id: Any, home: str | None = None) -> bool:
+    """True when Codex keeps a session record ($CODEX_HOME/sessions/Y/M/D/rollout-*-ID.jsonl) for the
+    thread. Measured on the 0.171 TUI: after the user's first turn it runs a second, unsaved thread that
+    writes the task's title, and `notify` fires for both; only the user's thread is saved."""
+    if not isinstance(thread_id, str) or not re.fullmatch(r"[0-9A-Za-z-]{8,80}", thread_id):
+        return False
+    root = Path(home or os.environ.get("CODEX_HOME") or Path.home() / ".codex") / "sessions"
+    return any(root.glob(f"*/*/*/rollout-*{thread_id}.jsonl"))
+
+
+def codex_turn(payload: str | None) -> tuple[str, dict[str, Any]] | None:
+    """Codex's `agent-turn-complete` notification as (kind, Claude-shaped hook input); None otherwise.
+
+    Codex sends {"type", "thread-id", "turn-id", "input-messages", "last-assistant-message"}: a finished
+    turn means the prompt was taken and the turn's answer is the result, exactly like Claude's Stop."""
+    try:
+        doc = json.loads(payload or "")
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("type") != "agent-turn-complete":
+        return None
+    if not codex_saved_thread(doc.get("thread-id")):
+        return None  # the TUI's side thread naming the task (its prompt embeds ours): not the user's turn
+    return "result", {
+        "hook_event_name": "agent-turn-complete",
+        "session_id": doc.get("thread-id"),
+        "last_assistant_message": doc.get("last-assistant-message") or "",
+    }
+
+
+def codex_notify(agent_dir: Path | None, payload: str | None, interactive: bool) -> None:
+    """A Codex turn ended: mark the prompt taken, keep the thread id (resume), write the result."""
+    turn = codex_turn(payload)
+    if turn is None:
+        return
+    kind, inp = turn
+    if agent_dir is not None:
+        write_json(agent_dir / "submitted.json", {"mono": time.monotonic(), "wall": time.time()})
+        if inp.get("session_id"):
+            write_atomic(agent_dir / "thread_id", str(inp["session_id"]))
+    handle(kind, agent_dir, inp, interactive, agent="codex")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m runner.agents.hook")
-    ap.add_argument("kind", choices=["heartbeat", "submitted", "session", "attention", "result"])
+    ap.add_argument(
+        "kind", choices=["heartbeat", "submitted", "session", "attention", "result", "codex-notify"]
+    )
     ap.add_argument("--agent-dir", type=Path)
     ap.add_argument(
         "--interactive", action="store_true", help="a turn ending in a question waits for the user"
     )
+    ap.add_argument("payload", nargs="?", help="codex-notify: the JSON Codex appends")
     try:
-        args = ap.parse_args(argv)
-        handle(args.kind, args.agent_dir, read_input(), args.interactive)
+        args = ap.parse_intermixed_args(argv)  # the payload comes after the options
+        if args.kind == "codex-notify":
+            codex_notify(args.agent_dir, args.payload, args.interactive)
+        else:
+            handle(args.kind, args.agent_dir, read_input(), args.interactive)
     except BaseException as e:  # a hook must never fail the agent
         if isinstance(e, SystemExit):
             return 0

@@ -8,6 +8,7 @@ JSON-event agents (Codex, OpenCode, Pi: heartbeat, native session id, result, fa
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -134,6 +135,18 @@ def hook_command(kind: str, agent_dir: Path, interactive: bool = False) -> str:
     )
 
 
+def notify_toml(agent_dir: Path) -> str:
+    """Codex's `notify` program as a TOML array: Codex runs it with the turn's JSON as the last argument
+    when a turn completes (`agent-turn-complete`), the interactive TUI's equivalent of Claude's Stop hook.
+    `sh -c` keeps it from ever failing the agent."""
+    py = " ".join(shlex.quote(x) for x in python_cmd())
+    cmd = (
+        f"PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} {py} -m runner.agents.hook "
+        f'codex-notify --interactive --agent-dir {shlex.quote(str(agent_dir))} "$1" >/dev/null 2>&1 || true'
+    )
+    return json.dumps(["sh", "-c", cmd, "dispatch-notify"])  # a JSON string array is a TOML array
+
+
 def claude_settings(agent_dir: Path, interactive: bool = False) -> dict[str, Any]:
     """The --settings document: hooks that beat the heartbeat, record the session, and write the result."""
 
@@ -186,7 +199,7 @@ def wrap(profile: Profile, argv: list[str], delivery: str, paths: AgentPaths) ->
             "the TUI runs on a pty of ours that records its raw output (dispatch logs shows its text)"
         )
     kind = EVENT_TEE.get(profile.events)
-    if kind is not None:
+    if kind is not None and not tui:  # a TUI writes a screen, not JSON events (Codex's: notify instead)
         id_file = paths.thread_id if profile.native_id == "thread_id" else paths.session_id
         argv = [
             *python_cmd(), "-m", "runner.agents.tee", "--kind", kind,
@@ -216,6 +229,7 @@ def build(
         "extra": list(extra),
         "prompt_file": str(paths.prompt),
         "settings": str(paths.settings) if profile.hooks == "claude" else None,
+        "notify": notify_toml(paths.root),
     }
     delivery = m.prompt
     template = m.argv

@@ -31,7 +31,8 @@ NATIVE_IDS = ("none", "session_id", "thread_id")
 # placeholders that splice a list into argv (only as a whole element)
 LIST_VARS = ("model_args", "extra")
 # placeholders replaced inside an element; `prompt` only as a whole element (never formatted into text)
-SCALAR_VARS = ("binary", "model", "prompt_file", "settings", "session_id", "thread_id")
+# `notify`: a TOML array that runs our turn-complete hook (Codex's `-c notify=...`; runner.agents.hook)
+SCALAR_VARS = ("binary", "model", "prompt_file", "settings", "session_id", "thread_id", "notify")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
