@@ -12,18 +12,17 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import psutil
 
 from runner.procid import ProcessIdentity
 
 
-@dataclass(frozen=True)
 class ProcIdentity(ProcessIdentity):
     """The kit's process identity (runner.procid) with what fault injection adds: state, wait-gone.
 
-    Signals go through the base class, which checks PID + start (race-free via pidfd on Linux).
+    Signals go through the base class, which checks PID + start (race-free via pidfd on Linux). No
+    fields of its own: the base's (immutable, compared by value) carry over.
     """
 
     @classmethod

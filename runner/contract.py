@@ -9,34 +9,23 @@ Stdlib only and no imports of ours: this module sits at the bottom of the layers
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, TypedDict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    Knobs = _Knobs  # noqa: F821  (dataclasses made on first use: see __getattr__ at the end)
+    Invocation = _Invocation  # noqa: F821
 
 CONTRACT_VERSION = "1"
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "conformance" / "schemas"
-
-
-def _schema_states() -> tuple[str, ...]:
-    """The `state` enum of task.json, in the schema's order."""
-    doc = json.loads((SCHEMA_DIR / "task.json").read_text())
-    return tuple(doc["properties"]["state"]["enum"])
-
 
 # -- states ---------------------------------------------------------------------------------------------
 
-STATES: tuple[str, ...] = _schema_states()
 # The ended states: a task in one never changes again (CONTRACT.md, "States").
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "crashed", "hung", "timed_out", "stopped"})
-LIVE: frozenset[str] = frozenset(STATES) - TERMINAL
-assert TERMINAL <= frozenset(STATES), "contract.TERMINAL names a state the schema does not list"
 
 
 def is_terminal(state: str | None) -> bool:
@@ -104,30 +93,6 @@ class DispatchError(Exception):
         return {"error": {"code": self.code, "message": self.message}}
 
 
-# -- documents ------------------------------------------------------------------------------------------
-
-
-class TaskDoc(TypedDict, total=False):
-    """The task document (conformance/schemas/task.json): what status, wait and stop print."""
-
-    task_id: str
-    state: str
-    reason: str | None
-    exit_code: int | None
-    signal: int | None
-    session: str
-    agent_pid: int | None
-    wrapper_pid: int | None
-    argv: list[str]
-    cwd: str
-    label: str | None
-    model: str | None
-    started_at: float | None
-    ended_at: float | None
-    log_path: str | None
-    result: Any
-
-
 # -- knobs ----------------------------------------------------------------------------------------------
 
 
@@ -139,8 +104,7 @@ def _slack_scale() -> float:
         return 1.0
 
 
-@dataclass(frozen=True)
-class Knobs:
+class _Knobs:
     """DISPATCH_STALE_AFTER_S / DISPATCH_GRACE_S / DISPATCH_MAX_LIFETIME_S, and the detection bounds a
     correct implementation meets with them (knob-derived plus a slack that holds on a loaded 2-core
     machine, where each `status` may be a fresh process that takes a few hundred ms to start)."""
@@ -159,6 +123,8 @@ class Knobs:
         }
 
     def but(self, **kw: float) -> Knobs:
+        from dataclasses import replace
+
         return replace(self, **kw)
 
     # -- bounds, in seconds from the injected event -------------------------------------------------
@@ -191,8 +157,7 @@ class Knobs:
 # -- the contract client ------------------------------------------------------------------------------
 
 
-@dataclass
-class Invocation:
+class _Invocation:
     """One run of `IMPL VERB ...`: what came back, how long it took, whether it was killed at the limit."""
 
     exit_code: int
@@ -203,6 +168,8 @@ class Invocation:
 
     def document(self) -> Any:
         """stdout as JSON (None when it is not)."""
+        import json
+
         try:
             return json.loads(self.stdout) if self.stdout.strip() else None
         except ValueError:
@@ -213,6 +180,10 @@ def invoke(argv: list[str], env: Mapping[str, str], *, timeout: float, cwd: str 
     """The one place a contract command is run (conformance's Impl, the agent layer's SubprocessBackend,
     chaos and bench through Impl, the tests). Its own process group, so a timed-out call's children go
     with it (SIGKILL to the group); raises OSError when the program cannot be run at all."""
+    import signal
+    import subprocess
+    import time
+
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dict(env), cwd=cwd, start_new_session=True)  # fmt: skip
@@ -235,7 +206,7 @@ def invoke(argv: list[str], env: Mapping[str, str], *, timeout: float, cwd: str 
                     pipe.close()
             proc.wait()
             out, err = b"", b"(output pipes held by another process after the timeout)"
-    return Invocation(proc.returncode, out, err, time.monotonic() - t0, timed_out)
+    return __getattr__("Invocation")(proc.returncode, out, err, time.monotonic() - t0, timed_out)
 
 
 # -- tmux and the reference -----------------------------------------------------------------------------
@@ -247,9 +218,9 @@ TMUX_MIN_VERSION = "3.2a"
 def reference_command(installed: bool = True) -> list[str]:
     """How to run the reference as a contract command: the `dispatch` script beside this interpreter,
     else (or with installed=False: the code on PYTHONPATH) `python -m runner.cli`."""
-    script = Path(sys.executable).with_name("dispatch")
-    if installed and script.exists():
-        return [str(script)]
+    script = os.path.join(os.path.dirname(sys.executable), "dispatch")
+    if installed and os.path.exists(script):
+        return [script]
     return [sys.executable, "-m", "runner.cli"]
 
 
@@ -268,3 +239,78 @@ def dispatch_command(env: dict[str, str] | None = None) -> list[str]:
     if env.get("DISPATCH_CMD"):
         return shlex.split(env["DISPATCH_CMD"])
     return reference_command()
+
+
+# -- the words made on first use ------------------------------------------------------------------------
+# The supervisor in every pane imports this module for TERMINAL; reading the schema (json), the dataclasses
+# and TypedDict (dataclasses, inspect, typing) would cost it ~4 MiB of its idle memory and ~50 ms of its
+# start (docs/benchmarks.md). So these are made when first asked for (PEP 562), then kept as globals.
+
+
+def _schema_dir() -> Any:
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "conformance" / "schemas"
+
+
+def _schema_states() -> tuple[str, ...]:
+    """The `state` enum of conformance/schemas/task.json, in the schema's order: the state set's one source."""
+    import json
+
+    doc = json.loads((_schema_dir() / "task.json").read_text())
+    states = tuple(doc["properties"]["state"]["enum"])
+    assert TERMINAL <= frozenset(states), "contract.TERMINAL names a state the schema does not list"
+    return states
+
+
+def _task_doc() -> type:
+    from typing import TypedDict
+
+    class TaskDoc(TypedDict, total=False):
+        """The task document (conformance/schemas/task.json): what status, wait and stop print."""
+
+        task_id: str
+        state: str
+        reason: str | None
+        exit_code: int | None
+        signal: int | None
+        session: str
+        agent_pid: int | None
+        wrapper_pid: int | None
+        argv: list[str]
+        cwd: str
+        label: str | None
+        model: str | None
+        started_at: float | None
+        ended_at: float | None
+        log_path: str | None
+        result: Any
+
+    return TaskDoc
+
+
+def _dataclass(cls: type, name: str, **kw: bool) -> type:
+    from dataclasses import dataclass
+
+    cls.__name__ = cls.__qualname__ = name
+    return dataclass(**kw)(cls)
+
+
+_LAZY: dict[str, Any] = {
+    "SCHEMA_DIR": _schema_dir,
+    "STATES": _schema_states,
+    "LIVE": lambda: frozenset(__getattr__("STATES")) - TERMINAL,
+    "TaskDoc": _task_doc,
+    "Knobs": lambda: _dataclass(_Knobs, "Knobs", frozen=True),
+    "Invocation": lambda: _dataclass(_Invocation, "Invocation"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A lazy word, made once (also how this module's own functions reach one)."""
+    if name in globals():
+        return globals()[name]
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = _LAZY[name]()
+    return value

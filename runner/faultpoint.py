@@ -9,9 +9,12 @@ so the test can look around first and then kill it by identity.
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: its enums cost a supervisor 0.8 MiB
 import os
-import signal
-from collections.abc import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 ENV = "DISPATCH_FAULT_POINT"
 

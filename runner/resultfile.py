@@ -6,7 +6,6 @@ neither imports the other.
 
 from __future__ import annotations
 
-import json
 import time
 
 from runner import states
@@ -25,6 +24,8 @@ def read_result(path: str) -> tuple[str, object]:
         return states.INVALID, None
     if not data.strip():
         return states.INVALID, None
+    import json  # here, not above: an idle supervisor (no result yet) never loads it
+
     try:
         return states.VALID, json.loads(data)
     except (ValueError, UnicodeDecodeError):

@@ -5,8 +5,6 @@ Kept free of I/O so every rule (P5, P6, P12) is unit-testable with plain numbers
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from runner import contract
 
 STARTING, RUNNING, STALLED = "starting", "running", "stalled"
@@ -18,9 +16,9 @@ CRASHED = "crashed"
 HUNG = "hung"
 TIMED_OUT = "timed_out"
 STOPPED = "stopped"
-NON_TERMINAL = contract.LIVE
 TERMINAL = contract.TERMINAL
-ALL = NON_TERMINAL | TERMINAL
+# NON_TERMINAL (contract.LIVE) and ALL come from the schema: made on first use (see __getattr__ below), so
+# the supervisor, which never needs them while it watches an agent, does not read the schema (json)
 
 # result file classification
 ABSENT, VALID, INVALID = "absent", "valid", "invalid"
@@ -48,35 +46,102 @@ def result_interval(grace: float) -> float:
     return min(MAX_TICK_S, max(0.02, grace / 15.0))
 
 
-@dataclass(frozen=True)
-class Observation:
+def __getattr__(name: str) -> frozenset[str]:
+    if name == "NON_TERMINAL":
+        return contract.LIVE
+    if name == "ALL":
+        return contract.LIVE | TERMINAL
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Record:
+    """A frozen record, built from positional or keyword values with the defaults in `_defaults`, equal by
+    value: what @dataclass(frozen=True) gave these two, written out because importing `dataclasses`
+    (inspect, ast, dis, re...) was ~2.7 MiB of every idle supervisor (docs/benchmarks.md)."""
+
+    __slots__: tuple[str, ...] = ()
+    _defaults: dict[str, object] = {}
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        names = self.__slots__
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes at most {len(names)} values")
+        values = dict(zip(names, args, strict=False))
+        for k, v in kw.items():
+            if k not in names or k in values:
+                raise TypeError(f"{type(self).__name__}() got an unexpected or repeated argument {k!r}")
+            values[k] = v
+        for k in names:
+            if k not in values and k not in self._defaults:
+                raise TypeError(f"{type(self).__name__}() missing argument {k!r}")
+            object.__setattr__(self, k, values[k] if k in values else self._defaults[k])
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+
+class Observation(_Record):
     """What the supervisor saw in one pass (times are monotonic seconds)."""
 
+    __slots__ = ("state", "now", "started", "stale_after", "grace", "max_lifetime", "exited", "exit_code",
+                 "signal", "intent", "result", "result_seen_at", "stop_requested", "session_lost",
+                 "last_beat_change")  # fmt: skip
+    _defaults = {
+        "stale_after": 0.0,
+        "grace": 30.0,
+        "max_lifetime": 0.0,
+        "exited": False,
+        "exit_code": None,
+        "signal": None,
+        "intent": None,  # (state, reason) we ended the agent for, if we did
+        "result": ABSENT,
+        "result_seen_at": None,
+        "stop_requested": False,
+        "session_lost": False,
+        "last_beat_change": None,
+    }
     state: str
     now: float
     started: float
-    stale_after: float = 0.0
-    grace: float = 30.0
-    max_lifetime: float = 0.0
-    exited: bool = False
-    exit_code: int | None = None
-    signal: int | None = None
-    intent: tuple[str, str] | None = None  # (state, reason) we ended the agent for, if we did
-    result: str = ABSENT
-    result_seen_at: float | None = None
-    stop_requested: bool = False
-    session_lost: bool = False
-    last_beat_change: float | None = None
+    stale_after: float
+    grace: float
+    max_lifetime: float
+    exited: bool
+    exit_code: int | None
+    signal: int | None
+    intent: tuple[str, str] | None
+    result: str
+    result_seen_at: float | None
+    stop_requested: bool
+    session_lost: bool
+    last_beat_change: float | None
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(_Record):
     """`kind` is none | enter (a non-terminal state) | kill (end the tree, then record) | end (record)."""
 
+    __slots__ = ("kind", "state", "reason", "next_check")
+    # next_check: monotonic time of the next pass, None = only on an event
+    _defaults = {"state": None, "reason": None, "next_check": None}
     kind: str
-    state: str | None = None
-    reason: str | None = None
-    next_check: float | None = None  # monotonic time of the next pass, None = only on an event
+    state: str | None
+    reason: str | None
+    next_check: float | None
 
 
 def classify_exit(exit_code: int | None, signal: int | None, result: str) -> tuple[str, str]:

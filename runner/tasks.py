@@ -40,12 +40,20 @@ PKG_ROOT = str(Path(__file__).resolve().parent.parent)
 _SERVER_GOING_AWAY = ("server exited unexpectedly", "lost server", "Connection refused", "server exited")
 
 
-def pane_python(module: str, *args: str) -> list[str]:
+# `python -c PANE_BOOT MODULE ARGS` runs MODULE.main() with sys.argv[1:] == ARGS, as `-m` would, without
+# runpy (`-m` loads runpy, importlib.util, contextlib, collections: 0.8 MiB of every idle supervisor)
+PANE_BOOT = "import sys; sys.exit(__import__(sys.argv.pop(1), fromlist=['main']).main())"
+
+
+def pane_python(module: str, *args: str, boot: bool = False) -> list[str]:
     """`python -S -m MODULE ARGS` for the processes we start in a pane (wrapper, log pipe).
 
     -S skips `site` (and the editable install's import hook): the pane's interpreter starts sooner and
-    idles smaller; pane_pythonpath() names everything it may import instead.
+    idles smaller; pane_pythonpath() names everything it may import instead. boot=True: the PANE_BOOT
+    form, for the process that stays (the wrapper; the log pipe execs `cat` at once).
     """
+    if boot:
+        return [sys.executable, "-S", "-c", PANE_BOOT, module, *args]
     return [sys.executable, "-S", "-m", module, *args]
 
 
@@ -197,7 +205,9 @@ class Runner:
             os.mkfifo(fifo, 0o600)
         ack_fd = os.open(ack, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            session, pane = self._open_session(store, row, pane_python("runner.wrapper", str(tdir)), cwd)
+            session, pane = self._open_session(
+                store, row, pane_python("runner.wrapper", str(tdir), boot=True), cwd
+            )
             store.update(task_id, pane_id=pane.id)
             line = _read_line(ack_fd, Deadline(HANDSHAKE_TIMEOUT))
         finally:

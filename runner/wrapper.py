@@ -3,16 +3,19 @@
 It forks the agent (which waits for "go", then execvp's ARGV: no shell, P1/P8/P10), acks its PID and
 start token over the ack FIFO, and supervises it: exit via pidfd/SIGCHLD, result file, stop, lifetime,
 heartbeat (see runner.states.decide). It writes exit.json and the terminal state, hands the log pipe an
-end marker, and exits. Imports stay light so the pane starts in tens of milliseconds.
+end marker, and exits.
+
+Imports stay light, so the pane starts in tens of milliseconds and an idle supervisor stays within
+4 MiB (docs/benchmarks.md): the store's writes are made by a forked child (runner.recorder), json and
+tempfile load only when the run ends, `_signal` stands in for `signal` (whose enums cost 0.8 MiB).
 """
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: its enums cost a supervisor 0.8 MiB
 import errno
-import json
 import os
 import select
-import signal
 import sys
 import time
 
@@ -20,8 +23,8 @@ from runner import faultpoint, states
 from runner.clock import Deadline, mono, wall
 from runner.logpipe import Capture
 from runner.procid import ProcessIdentity, kill_tree, reap_children
+from runner.recorder import Recorder
 from runner.resultfile import read_result, read_result_settled
-from runner.store import Store
 
 PR_SET_CHILD_SUBREAPER = 36
 HANDSHAKE_TIMEOUT = 60.0  # the starting CLI may be slow on a loaded machine
@@ -61,17 +64,17 @@ def read_heartbeat(path: str) -> tuple[int, bytes] | None:
 class Wrapper:
     def __init__(self, taskdir: str) -> None:
         self.dir = taskdir
-        with open(os.path.join(taskdir, "task.json")) as f:
-            self.task = json.load(f)
+        # one recorder child through start-up (released once the agent runs); json is read there too
+        self.store = Recorder(taskdir)
+        self.store.hold()
+        self.task, caller_env = self.store.load()
+        self.caller_env: dict[str, str] = caller_env
         self.task_id: str = self.task["task_id"]
-        self.store = Store(self.task["db_path"], create=False)
         self.flags: set[str] = set()
         self.agent: ProcessIdentity | None = None
         self.status: int | None = None  # the agent's wait status once reaped
         self.released = False  # "go" received: the agent may have exec'd (and carries the run marker)
         self.capture: Capture | None = None  # the log pipe's reading end (runner.logpipe)
-        with open(self.p("env.json")) as f:
-            caller_env = json.load(f)
         # a recovery test arms fault points through the caller's environment (runner.faultpoint)
         self.faults = {faultpoint.ENV: caller_env.get(faultpoint.ENV, "")}
 
@@ -108,8 +111,7 @@ class Wrapper:
     # -- agent env ---------------------------------------------------------------------------------
 
     def agent_env(self) -> dict[str, str]:
-        with open(self.p("env.json")) as f:
-            env: dict[str, str] = json.load(f)
+        env = dict(self.caller_env)  # env.json: the caller's environment
         for k in ("TMUX", "TMUX_PANE"):
             env.pop(k, None)
             if k in os.environ:
@@ -213,6 +215,7 @@ class Wrapper:
             )
             return 0
         self.store.transition(self.task_id, states.RUNNING, "spawned", expect=[states.STARTING])
+        self.store.release()  # from here on each record forks a recorder of its own
         self.supervise(wake_r)
         return 0
 
@@ -293,13 +296,7 @@ class Wrapper:
         fork a second agent, record outcomes, or end the run-marked processes of the first one's agent
         (a SIGTERM the real supervisor would record as a crash).
         """
-        with self.store.tx() as db:
-            cur = db.execute(
-                "UPDATE tasks SET wrapper_pid=?, wrapper_start=? WHERE task_id=? AND wrapper_pid IS NULL"
-                " AND state=?",
-                (me.pid, me.start, self.task_id, states.STARTING),
-            )
-            return cur.rowcount == 1
+        return self.store.claim(self.task_id, me.pid, me.start)
 
     def _wait_agent(self) -> None:
         """Block until the agent is reaped (it has been told to exit or was killed)."""
@@ -626,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         raise
+    finally:
+        w.store.close()  # the start-up recorder, when a failed start-up still holds it
 
 
 if __name__ == "__main__":

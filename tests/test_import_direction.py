@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "runner.validate",
             "runner.tasks",
             "runner.wrapper",
+            "runner.recorder",
             "runner.reaper",
             "runner.logpipe",
         ),

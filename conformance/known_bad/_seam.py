@@ -38,6 +38,8 @@ def swap_pane_module(name: str, mode: str = "_wrapper") -> None:
         i = argv.index(WRAPPER_MODULE) if WRAPPER_MODULE in argv else -1
         if i > 0 and argv[i - 1] == "-m":  # interpreter flags (-S) before -m are kept
             argv = [*argv[:i], "conformance.known_bad", name, mode, *argv[i + 1 :]]
+        elif i > 1 and argv[i - 2] == "-c":  # runner.tasks.PANE_BOOT's form: -c BOOT runner.wrapper
+            argv = [*argv[: i - 2], "-m", "conformance.known_bad", name, mode, *argv[i + 1 :]]
         return orig(self, sname, argv, *a, **kw)
 
     wrap(Tmux, "new_session", new_session)

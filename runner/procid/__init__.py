@@ -5,13 +5,15 @@ One public API over per-platform backends (Linux: /proc + pidfd; macOS: kqueue +
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: its enums cost a supervisor 0.8 MiB
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from runner.clock import Deadline
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 if sys.platform.startswith("linux") and hasattr(os, "pidfd_open") and os.path.isdir("/proc/self"):
     from runner.procid import _linux as _backend
@@ -23,12 +25,40 @@ else:
 BACKEND = _backend.__name__.rsplit(".", 1)[-1].lstrip("_")
 
 
-@dataclass(frozen=True)
 class ProcessIdentity:
-    """A process as (pid, start token). Zombies and recycled PIDs are never alive."""
+    """A process as (pid, start token). Zombies and recycled PIDs are never alive.
 
+    Immutable, hashable and compared by value like a frozen dataclass, written out by hand: importing
+    `dataclasses` (inspect, ast, dis, re...) was ~2.7 MiB of every idle supervisor (docs/benchmarks.md).
+    """
+
+    __slots__ = ("pid", "start")
     pid: int
     start: int
+
+    def __init__(self, pid: int, start: int) -> None:
+        object.__setattr__(self, "pid", pid)
+        object.__setattr__(self, "start", start)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.pid, self.start) == (other.pid, other.start)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.pid, self.start))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(pid={self.pid!r}, start={self.start!r})"
+
+    def __reduce__(self) -> tuple[type, tuple[int, int]]:
+        return (type(self), (self.pid, self.start))
 
     @classmethod
     def of(cls, pid: int) -> ProcessIdentity | None:
