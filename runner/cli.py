@@ -70,14 +70,17 @@ def add_verb(
     return sp
 
 
-def build_parser() -> Parser:
-    """The whole tree: contract verbs, then the agent layer's."""
-    from runner.agents import commands as agent_commands
-
+def build_parser(verb: str | None = None) -> Parser:
+    """The whole tree: contract verbs, then the agent layer's. When VERB is a contract verb, only those:
+    importing and building the agent layer's parsers was ~40 ms of every `start` (more under load)."""
     p = Parser(prog="dispatch", description="Run coding-agent CLIs in tmux, supervised.")
     sub = p.add_subparsers(dest="verb", parser_class=Parser, metavar="VERB")
     sub.required = True
     register_contract(sub)
+    if verb is not None and verb in sub.choices:
+        return p
+    from runner.agents import commands as agent_commands
+
     agent_commands.register(sub, add_verb)
     for name in DELEGATED:
         sub.add_parser(name, help=f"the {name} suite (dispatch {name} --help)", add_help=False)
@@ -305,7 +308,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if argv[:1] == ["start"] and "--" in argv:
         i = argv.index("--")
         argv, agent_argv = argv[:i], argv[i + 1 :]
-    args = build_parser().parse_args(_glue_values(argv))
+    args = build_parser(argv[0] if argv else None).parse_args(_glue_values(argv))
     args.agent_argv = agent_argv
     return args
 
