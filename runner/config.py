@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -100,6 +99,8 @@ def load(env: Mapping[str, str] | None = None) -> Config:
             socket_path = candidate
         else:
             socket_path = None
+            import hashlib  # here: only this default needs it (OpenSSL's load is a few ms of each call)
+
             socket_name = "dk-" + hashlib.sha256(os.fsencode(str(state_dir))).hexdigest()[:16]
     models_raw = env.get("DISPATCH_MODELS")
     models = None

@@ -138,9 +138,8 @@ class Recorder:
 
 
 def serve(taskdir: str, rfd: int, wfd: int) -> None:
-    """The child's loop: one reply per request until EOF. Imports the store here, in the child only."""
-    from runner.store import Store
-
+    """The child's loop: one reply per request until EOF. The store (sqlite3, json...) is imported here,
+    in the child only, right after the first answer (the task files): the wrapper goes on meanwhile."""
     store: Store | None = None
     while (req := _recv(rfd)) is not None:
         op, args, kw = req
@@ -148,9 +147,7 @@ def serve(taskdir: str, rfd: int, wfd: int) -> None:
             if op == "load":
                 value: Any = tuple(_read_json(os.path.join(taskdir, n)) for n in ("task.json", "env.json"))
             else:
-                if store is None:
-                    db_path = _read_json(os.path.join(taskdir, "task.json"))["db_path"]
-                    store = Store(db_path, create=False)
+                store = store or _open_store(taskdir)
                 value = _op(store, op, args, kw)
             reply: tuple[str, Any] = ("ok", value)
         except Exception as e:
@@ -159,6 +156,17 @@ def serve(taskdir: str, rfd: int, wfd: int) -> None:
             _send(wfd, reply)
         except ValueError:  # a value marshal cannot carry: say so rather than hang the wrapper
             _send(wfd, ("err", f"{op}: unmarshallable reply"))
+        if store is None:
+            try:
+                store = _open_store(taskdir)
+            except Exception:
+                pass  # the next call opens it again and reports why it cannot
+
+
+def _open_store(taskdir: str) -> Store:
+    from runner.store import Store
+
+    return Store(_read_json(os.path.join(taskdir, "task.json"))["db_path"], create=False)
 
 
 def _op(store: Store, op: str, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
