@@ -59,7 +59,9 @@ def run_suite(
     ``k="P05 or P10"``). The pytest output is kept in ``report_dir/pytest.log``.
     """
     own = report_dir is None
-    rdir = Path(tempfile.mkdtemp(prefix="dk-conformance-")) if own else Path(report_dir)
+    # absolute: pytest runs with cwd=PACKAGE_ROOT, where a relative DIR (the Action's default
+    # `dispatch-conformance`) would land in the kit's install directory instead of the caller's
+    rdir = Path(tempfile.mkdtemp(prefix="dk-conformance-")) if own else Path(report_dir).absolute()
     rdir.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
