@@ -1,6 +1,6 @@
 """The hand review of every failure a peer shows in the matrix, read against the peer's installed source.
 
-Key: (implementation, check id). Value: (finding, one line). Findings: ``peer defect`` (the peer really
+Key: (implementation, check id), or ``smoke: <probe name>`` for a failed smoke probe. Value: (finding, one line). Findings: ``peer defect`` (the peer really
 does this wrong; the line says where in its code), ``peer lacks it`` (the peer has no such feature at
 all, and the contract requires it), ``adapter mistake`` (fixed in the adapter; kept only while a re-run
 is pending), ``wrong verdict`` (the suite blames the wrong pitfall; reported to the check owners).
