@@ -13,6 +13,11 @@ from conformance.isolation import find_marked
 from conformance.registry import check
 from conformance.timing import STATUS_FROZEN_LIMIT
 
+# Neither P14 check is serial: each freezes only its own sandbox's server, and their bounds (a status
+# call within STATUS_FROZEN_LIMIT + 1 s, a verdict within crash_bound or the lifetime + 5 s, a tmux
+# client blocked past 7.5 s) are seconds wide, so another check running beside them changes nothing;
+# the known-bads block forever. Serial, they kept the other worker idle ~15 s of a ~110 s run.
+
 
 def _bounded_status(dispatch: Ctx, tid: str, limit: float, server: object) -> Call | None:
     """One `status` call, abandoned after `limit` + slack: None when it did not answer by then.
@@ -48,7 +53,6 @@ def _bounded_status(dispatch: Ctx, tid: str, limit: float, server: object) -> Ca
     pitfall="P14",
     reason="give every tmux call a timeout and judge the agent from its own process and files, so `status` "
     "answers within 5 s with a SIGSTOPped server and still sees the agent die",
-    serial=True,
 )
 def test_frozen_server_status_answers(dispatch: Ctx) -> None:
     from faults.procfault import ProcIdentity
@@ -115,7 +119,6 @@ def _stuck_tmux_clients(dispatch: Ctx, server_pid: int, older_than: float) -> li
     reason="give the supervisor's own tmux calls a timeout: with the server SIGSTOPped it must still "
     "record an agent's death and enforce the max lifetime, and no tmux call may block past its timeout",
     needs=("max_lifetime",),
-    serial=True,
 )
 def test_frozen_server_supervisor_acts(dispatch: Ctx) -> None:
     from faults.procfault import ProcIdentity
