@@ -181,3 +181,19 @@ def test_codex_notify_writes_the_result_of_the_users_thread_only(tmp_path: Path)
     assert res["agent"] == "codex" and res["last_message"] == "-PAINTED 'it' \"blue\""
     assert (agent_dir / "thread_id").read_text() == user and (agent_dir / "submitted.json").exists()
     assert sys.executable in argv[2]
+
+
+def test_claude_api_error_read_from_its_transcript(tmp_path: Path) -> None:
+    """The entry Claude Code 2.1.332 wrote when `-p` gave up on a 529 (trimmed), and a later real answer."""
+    from runner.agents.hook import api_error
+
+    err = {"type": "assistant", "error": "server_error", "isApiErrorMessage": True, "apiErrorStatus": 529,
+           "apiErrorType": "overloaded_error", "message": {"model": "<synthetic>", "role": "assistant",
+           "content": [{"type": "text", "text": "API Error: 529 Overloaded. This is a server-side issue"}]}}  # fmt: skip
+    ok = {"type": "assistant", "message": {"role": "assistant", "content": [{"type": "text", "text": "hi"}]}}
+    t = tmp_path / "t.jsonl"
+    t.write_text(json.dumps(err) + "\n" + json.dumps({"type": "cost-state"}) + "\n")
+    got = api_error(str(t))
+    assert got == {"status": 529, "type": "overloaded_error", "message": err["message"]["content"][0]["text"]}
+    t.write_text(json.dumps(err) + "\n" + json.dumps(ok) + "\n")
+    assert api_error(str(t)) is None and api_error(str(tmp_path / "none")) is None

@@ -1,4 +1,4 @@
-"""Agent hook commands: `python -m runner.agents.hook heartbeat|submitted|session|attention|result|codex-notify`.
+"""Agent hook commands: `python -m runner.agents.hook KIND` (heartbeat|submitted|session|attention|result|failure|codex-notify).
 
 Claude Code runs these from the settings file we generate (--settings) with the hook's JSON on stdin and
 the agent's environment (DISPATCH_HEARTBEAT_FILE, DISPATCH_RESULT_FILE); the Codex TUI runs `codex-notify`
@@ -97,6 +97,61 @@ def asks_user(text: str | None) -> str | None:
     return lines[-1] if lines and lines[-1].endswith("?") else None
 
 
+def failure(agent_dir: Path | None, inp: dict[str, Any], interactive: bool) -> None:
+    """Claude's StopFailure: the turn ended on an API error after Claude's own retries (Stop never fires).
+    Interactive: the TUI waits for its user (a result file would read as a finished turn, i.e. a
+    success), so it is needs_input with the error. Batch: nothing here; `claude -p` exits 1 at once and
+    does not wait for this hook (measured on 2.1.332: a hook taking 2 s never finished), so `run` reads
+    the error from Claude's transcript instead (api_error)."""
+    if not interactive or agent_dir is None:
+        return
+    text = inp.get("last_assistant_message") or inp.get("error_details") or ""
+    cause = " ".join(str(x) for x in (inp.get("error"), text) if x)[:1000] or "API error"
+    write_json(agent_dir / "attention.json", {"message": f"stopped on an API error: {cause}",
+                                              "wall": time.time()})  # fmt: skip
+
+
+def api_error(transcript: str | None) -> dict[str, Any] | None:
+    """The API error a Claude turn ended on, from its transcript: the last assistant entry, when Claude
+    wrote it as one (`isApiErrorMessage`, model "<synthetic>": "API Error: 529 Overloaded ..."); None
+    when the turn ended otherwise."""
+    if not transcript:
+        return None
+    try:
+        with open(transcript, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - MAX_TRANSCRIPT_TAIL))
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for raw in reversed(lines):
+        try:
+            ev = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(ev, dict) or ev.get("type") != "assistant":
+            continue
+        if not ev.get("isApiErrorMessage"):
+            return None
+        text = last_assistant_text_of(ev)
+        return {"status": ev.get("apiErrorStatus"), "type": ev.get("apiErrorType") or ev.get("error"),
+                "message": (text or "")[:2000]}  # fmt: skip
+    return None
+
+
+def last_assistant_text_of(ev: dict[str, Any]) -> str | None:
+    """The text of one assistant transcript entry."""
+    msg = ev.get("message")
+    content = msg.get("content") if isinstance(msg, dict) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text"
+        )
+    return None
+
+
 def handle(
     kind: str, agent_dir: Path | None, inp: dict[str, Any], interactive: bool = False, agent: str = "claude"
 ) -> None:
@@ -110,6 +165,10 @@ def handle(
             known = None
         if known != str(inp["session_id"]):
             write_atomic(sid, str(inp["session_id"]))
+    if agent_dir is not None and isinstance(inp.get("transcript_path"), str):
+        tp = agent_dir / "transcript_path"  # where `run` reads the agent's own error after a failed end
+        if not tp.exists() or tp.read_text() != inp["transcript_path"]:
+            write_atomic(tp, inp["transcript_path"])
     if kind in ("heartbeat", "submitted", "session"):
         beat()
     if kind in ("heartbeat", "submitted") and agent_dir is not None:
@@ -119,6 +178,8 @@ def handle(
         write_json(agent_dir / "submitted.json", {"mono": time.monotonic(), "wall": time.time()})
     elif kind == "attention" and agent_dir is not None:
         write_json(agent_dir / "attention.json", {"message": inp.get("message"), "wall": time.time()})
+    elif kind == "failure":
+        failure(agent_dir, inp, interactive)
     elif kind == "result":
         beat()
         doc = result_doc(inp, agent)
@@ -181,7 +242,8 @@ def codex_notify(agent_dir: Path | None, payload: str | None, interactive: bool)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m runner.agents.hook")
     ap.add_argument(
-        "kind", choices=["heartbeat", "submitted", "session", "attention", "result", "codex-notify"]
+        "kind",
+        choices=["heartbeat", "submitted", "session", "attention", "result", "failure", "codex-notify"],
     )
     ap.add_argument("--agent-dir", type=Path)
     ap.add_argument(

@@ -165,6 +165,7 @@ def claude_settings(agent_dir: Path, interactive: bool = False) -> dict[str, Any
             "PostToolUse": one("heartbeat", "*"),
             "Notification": one("attention"),
             "Stop": one("result"),
+            "StopFailure": one("failure"),  # the turn ended on an API error (Stop does not fire then)
         }
     }
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner import validate
+from runner.agents import hook
 from runner.agents import pane as panes
 from runner.agents import plan as plans
 from runner.agents.backend import Backend, is_terminal
@@ -391,7 +392,18 @@ def agent_view(
         "question": watch.question if watch else None,
         "retry": watch.retry if watch else None,
         "resume_of": launched_meta.get("resume_of"),
+        "error": agent_error(paths),
     }
+
+
+def agent_error(paths: plans.AgentPaths) -> dict[str, Any] | None:
+    """The error the agent's last turn ended on, in its own words (Claude's transcript; runner.agents.hook
+    .api_error), or None: the cause of a failed end that wrote no result."""
+    try:
+        transcript = (paths.root / "transcript_path").read_text().strip()
+    except OSError:
+        return None
+    return hook.api_error(transcript)
 
 
 def _screen_key(task: Mapping[str, Any], paths: plans.AgentPaths) -> tuple[int, ...] | None:
@@ -431,6 +443,9 @@ def follow(
         w.state = task.get("state", "?")
         if is_terminal(w.state):
             w.live, w.question = w.state, None
+            if w.retry:  # an ended task retries nothing: its meta must not say so afterwards
+                update_meta(paths, retrying=None)
+                w.retry = None
             break
         key = _screen_key(task, paths)
         if key is None or key != seen:  # the screen can only have changed if the pane wrote output
