@@ -10,7 +10,7 @@ import pytest
 from runner.agents import plan as plans
 from runner.agents.profiles import ProfileError, expand, first_match, from_dict, load, load_all
 
-BUILTIN = ("aider", "claude", "cmd", "codex", "gemini", "opencode", "pi")
+BUILTIN = ("agy", "aider", "claude", "cmd", "codex", "gemini", "opencode", "pi")
 
 
 @pytest.fixture
@@ -85,13 +85,37 @@ def test_codex_resume_argv(env: dict[str, str], paths: plans.AgentPaths) -> None
 @pytest.mark.parametrize(
     ("agent", "expected"),
     [
-        ("opencode", ["opencode", "run", "--format", "json"]),
+        ("opencode", ["opencode", "run", "--format", "json", "--print-logs", "--log-level", "ERROR"]),
         ("pi", ["pi", "-p", "--mode", "json"]),
         ("gemini", ["gemini", "--prompt", "P"]),
+        ("agy", ["agy", "--print-timeout", "24h", "-p", "P"]),
     ],
 )
 def test_other_agents(agent: str, expected: list[str], env: dict[str, str], paths: plans.AgentPaths) -> None:
     assert agent_argv(plans.build(load(agent, env), prompt=b"P", paths=paths).argv) == expected
+
+
+def test_agy_prompt_is_the_print_flags_argument(env: dict[str, str], paths: plans.AgentPaths) -> None:
+    """agy's -p is a string flag: the prompt is its argument whole, a leading `-` included; extra args
+    go before it (unverified profile, docs/agents.md)."""
+    p = plans.build(load("agy", env), prompt=b"-rm me", paths=paths, extra=["--dangerously-skip-permissions"])
+    assert agent_argv(p.argv) == [
+        "agy",
+        "--print-timeout",
+        "24h",
+        "--dangerously-skip-permissions",
+        "-p",
+        "-rm me",
+    ]
+    assert load("agy", env).resume_rerun
+
+
+def test_codex_interactive_is_the_tui_without_daemon(env: dict[str, str], paths: plans.AgentPaths) -> None:
+    """No event tee around a TUI; notify runs our hook; --no-daemon (docs/agents.md)."""
+    p = plans.build(load("codex", env), prompt=b"P", paths=paths, mode="interactive")
+    argv = agent_argv(p.argv)
+    assert argv[:3] == ["codex", "--no-daemon", "-c"] and argv[3].startswith("notify=[")
+    assert "runner.agents.tee" not in p.argv and p.prompt_delivery == "paste"
 
 
 def test_aider_reads_prompt_file(env: dict[str, str], paths: plans.AgentPaths) -> None:
@@ -171,7 +195,7 @@ def test_bad_user_config_is_one_clear_error(text: str, env: dict[str, str], tmp_
 
 
 def test_unknown_agent(env: dict[str, str]) -> None:
-    with pytest.raises(ProfileError, match="known: aider"):
+    with pytest.raises(ProfileError, match="known: agy, aider"):
         load("nope", env)
 
 
