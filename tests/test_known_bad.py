@@ -23,6 +23,8 @@ import pytest
 from conformance.isolation import Sandbox, kill_marked
 from conformance.known_bad import KNOWN_BAD
 from fake_agents import journal
+from faults.pidns import PidNamespace
+from faults.procfault import ProcIdentity
 
 BIN = Path(sys.executable).parent
 REF = [str(BIN / "dispatch")]
@@ -157,45 +159,34 @@ def test_shell_pid_records_a_shell(sandbox: Sandbox, name: str) -> None:
 # -- P2 ------------------------------------------------------------------------------------------
 
 
-def spawn_at_pid(pid: int, env: dict[str, str], tries: int = 200) -> subprocess.Popen[bytes] | None:
-    """Start `sleep` with exactly PID `pid` (a recycled PID) via ns_last_pid; None if it never lands."""
-    for _ in range(tries):
-        try:
-            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-                f.write(str(pid - 1))
-        except OSError:
-            return None
-        p = subprocess.Popen(["sleep", "30"], env=env)
-        if p.pid == pid:
-            return p
-        p.kill()
-        p.wait()
-    return None
-
-
 @pytest.mark.parametrize("name", ["reference", "kill0"])
 def test_kill0_fooled_by_recycled_pid(sandbox: Sandbox, name: str) -> None:
-    if not os.access("/proc/sys/kernel/ns_last_pid", os.W_OK):
-        pytest.skip("needs a writable /proc/sys/kernel/ns_last_pid (root) to recycle a PID")
+    """A look-alike on the dead supervisor's exact PID: the reference sees the loss, kill0 is fooled.
+
+    Everything runs in a private PID namespace (faults.pidns): the PID is recycled by that namespace's
+    own ns_last_pid, which nothing else forks in, so it lands at once and can never be a PID of
+    another test's processes (rewinding the host's ns_last_pid once gave kill0's later `stop` a
+    recycled PID whose children were another chaos run's supervisors).
+    """
     impl = impl_of(name)
-    assert start(sandbox, impl, "p2", "sleep", "60")[0] == 0
-    w = call(sandbox, impl, "status", "--json", "p2")[1]["wrapper_pid"]
-    os.kill(w, signal.SIGKILL)  # the supervisor dies ...
-    until(lambda: not psutil.pid_exists(w), 5, "the wrapper to be gone")
-    imposter = spawn_at_pid(w, sandbox.env())  # ... and its PID goes to someone else
-    if imposter is None:
-        pytest.skip("could not recycle the PID (machine too busy)")
-    try:
-        t = call(sandbox, impl, "status", "--json", "p2")[1]
-        if name == "reference":
-            assert (t["state"], t["reason"]) == ("crashed", "supervisor_lost"), t
-        else:
-            assert t["state"] == "running", t  # fooled: kill -0 succeeds on the imposter
-    finally:
-        imposter.kill()
-        imposter.wait()
-        call(sandbox, impl, "stop", "--json", "p2")
-        drain_leaks(sandbox)
+    with PidNamespace(env=sandbox.env()) as ns:  # Unsupported (a skip) names the missing privilege
+        inside = ns.command(impl, sandbox.workdir)  # PIDs the implementation sees are namespace PIDs
+        assert start(sandbox, inside, "p2", "sleep", "60")[0] == 0
+        w = call(sandbox, inside, "status", "--json", "p2")[1]["wrapper_pid"]
+        host = ns.host_pid(w)
+        assert host, f"wrapper pid {w} is not in the namespace"
+        try:
+            assert ProcIdentity.of(host).signal(signal.SIGKILL)  # the supervisor dies ...
+            until(lambda: ns.host_pid(w) is None, 10, "the wrapper's PID to be free")
+            ns.spawn_at_pid(w, ["sleep", "30"], env=sandbox.env())  # ... and its PID goes to a look-alike
+            t = call(sandbox, inside, "status", "--json", "p2")[1]
+            if name == "reference":
+                assert (t["state"], t["reason"]) == ("crashed", "supervisor_lost"), t
+            else:
+                assert t["state"] == "running", t  # fooled: kill -0 succeeds on the look-alike
+        finally:
+            call(sandbox, inside, "stop", "--json", "p2")
+    drain_leaks(sandbox)
 
 
 @pytest.mark.parametrize("name", ["reference", "kill0"])
@@ -206,7 +197,7 @@ def test_a_stale_pid_never_reaches_another_runs_processes(sandbox: Sandbox, name
     with a start time that is not its own. kill0 used to patch `ProcessIdentity.is_alive` globally, so
     `stop`'s tree walk took the stranger for the log pipe and SIGTERMed its children: the other run's
     supervisors and agents (chaos in CI recorded `stopped/stop_requested` and `crashed/signaled` 15 for
-    tasks nobody stopped, while test_kill0_fooled_by_recycled_pid rewound the host's ns_last_pid).
+    tasks nobody stopped, while test_kill0_fooled_by_recycled_pid still rewound the host's ns_last_pid).
     """
     impl = impl_of(name)
     other = Sandbox.create(prefix="dkv-")
