@@ -298,7 +298,14 @@ CAUSES: tuple[Callable[[TaskFacts, Knobs], list[Cause]], ...] = (
 
 def causes(f: TaskFacts, k: Knobs) -> list[Cause]:
     """Every cause that may end task ``f`` under knobs ``k`` (see the module docstring)."""
-    return [c for rule in CAUSES for c in rule(f, k)]
+    cs = [c for rule in CAUSES for c in rule(f, k)]
+    if f.start_killed and f.journal.started is None:
+        # The start CLI died and no agent ever ran: no supervisor may exist to act in time, so no
+        # cause is sure; whichever `reap` or `stop` comes first ends the record (seed 7 under 2x load:
+        # t2's start killed at +0.25 s, the final reap at +9.45 s recorded timed_out/max_lifetime,
+        # which the unsupervised 'heartbeat silent, hung by +3.50 s' had wrongly ruled out).
+        cs = [replace(c, sure=False, hi=INF) for c in cs]
+    return cs
 
 
 @dataclass

@@ -122,6 +122,16 @@ def test_killed_start_allows_an_unfinished_handshake():
     assert "start CLI killed mid-call" in kinds
 
 
+def test_killed_start_with_no_agent_is_ended_by_a_late_reap_after_its_lifetime():
+    """Seed 7 under 2x load: no agent ever ran, the final reap came at +9.45 s with timed_out."""
+    f = facts(Journal(), start_killed=True)
+    assert not any(c.sure for c in causes(f, K))
+    assert judge(f, K, task("timed_out", "max_lifetime"), (109.45, 109.45)).ok
+    assert not judge(f, K, task("timed_out", "max_lifetime"), (101.0, 101.0)).ok  # before its lifetime
+    started = facts(Journal(started=100.6, beats=beats(100.7, 101.0)), start_killed=True)
+    assert any(c.sure for c in causes(started, K))  # an agent ran: its supervisor's bounds still hold
+
+
 def test_percentiles_are_nearest_rank():
     assert percentiles([]) == {}
     p = percentiles([float(i) for i in range(1, 101)])
