@@ -664,3 +664,28 @@ def test_claude_overloaded_for_good_fails_with_its_error(real: Real) -> None:
     n = len(real.mock.model_requests())
     print(f"claude: failed after {n} requests, {time.monotonic() - t0:.1f}s: {err}")
     assert n == 3  # the first try and its 2 retries, against the mock
+
+
+@pytest.mark.parametrize("real", ["claude"], indirect=True)
+def test_claude_interactive_api_failure_waits_for_its_user(real: Real) -> None:
+    """The TUI giving up on a 529 (StopFailure; Stop never fires) is not a finished turn: the task stays
+    live as needs_input with Claude's error, never `succeeded` after the grace."""
+    preanswer(real)
+    real.env["CLAUDE_CODE_MAX_RETRIES"] = "0"
+    real.mock.script = script.error(529)
+    proc = start_claude_interactive(real, "e1", b"Say hi.\n")
+    try:
+        q = wait_for(lambda: (meta(real, "e1").get("needs_input") or {}).get("question"), RUN_TIMEOUT,
+                     "needs_input")  # fmt: skip
+        assert "API error" in q and "529" in q, q
+        assert proc.poll() is None  # still live: not ended as a success
+        cp = subprocess.run(
+            [PY, "-m", "runner.cli", "stop", "e1"], env=real.env, capture_output=True, timeout=120
+        )
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert cp.returncode == 0 and json.loads(out)["state"] == "stopped", err[-2000:]
+    print(f"claude TUI API failure: needs_input {q!r}")

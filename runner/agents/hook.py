@@ -107,7 +107,8 @@ def failure(agent_dir: Path | None, inp: dict[str, Any], interactive: bool) -> N
         return
     text = inp.get("last_assistant_message") or inp.get("error_details") or ""
     cause = " ".join(str(x) for x in (inp.get("error"), text) if x)[:1000] or "API error"
-    write_json(agent_dir / "attention.json", {"message": f"stopped on an API error: {cause}",
+    msg = f"waiting for your input: the turn stopped on an API error: {cause}"  # runs.observe_input's words
+    write_json(agent_dir / "attention.json", {"message": msg,
                                               "wall": time.time()})  # fmt: skip
 
 
