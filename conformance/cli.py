@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from conformance.suite import pytest_args
@@ -96,7 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.pop("DK_CONFORMANCE_RUN", None)
     import pytest
 
-    return int(pytest.main(args))
+    # xdist makes pytest create $TMPDIR/pytest-of-USER/pytest-N for its workers (pytest keeps the 3
+    # newest), though no check uses tmp_path: a private basetemp, removed after, leaves nothing of ours
+    own_base = None
+    if workers not in ("0", "1") and not any(a.startswith("--basetemp") for a in opts.pytest_args):
+        own_base = tempfile.mkdtemp(prefix="dkconf-bt-")
+        args += ["--basetemp", own_base]
+    try:
+        return int(pytest.main(args))
+    finally:
+        if own_base:
+            shutil.rmtree(own_base, ignore_errors=True)
 
 
 if __name__ == "__main__":
