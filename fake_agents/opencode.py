@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("default", "json"), default="default")
     p.add_argument("--auto", action="store_true", help="allow tools that need permission")
     p.add_argument("--agent")
+    # opencode's logging flags (the shipped profile passes them: its ERROR lines show retries, docs/agents.md)
+    p.add_argument("--print-logs", action="store_true")
+    p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARN", "ERROR"))
     p.add_argument("message", nargs="*")
     return p
 
