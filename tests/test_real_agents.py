@@ -689,3 +689,26 @@ def test_claude_interactive_api_failure_waits_for_its_user(real: Real) -> None:
             proc.wait()
     assert cp.returncode == 0 and json.loads(out)["state"] == "stopped", err[-2000:]
     print(f"claude TUI API failure: needs_input {q!r}")
+
+
+@pytest.mark.parametrize("real", ["codex"], indirect=True)
+def test_codex_tui_question_send_continues(real: Real) -> None:
+    """A TUI turn ending in a question (notify: last-assistant-message) is needs_input, not done; the
+    answer through `dispatch send` starts the next turn, whose end is the result."""
+    real.mock.script = script.question("QUESTION: red or blue?", final="PAINTED")
+    proc = start_codex_tui(real, "cq1", b"Paint the shed.\n")
+    try:
+        q = wait_for(lambda: (meta(real, "cq1").get("needs_input") or {}).get("question"), RUN_TIMEOUT,
+                     "needs_input")  # fmt: skip
+        assert "red or blue" in q, q
+        cp = subprocess.run([PY, "-m", "runner.cli", "send", "cq1", "--text", "blue"], env=real.env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert cp.returncode == 0, cp.stderr
+        out, err = proc.communicate(timeout=RUN_TIMEOUT + 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    doc = json.loads(out)
+    assert doc["state"] == "succeeded" and "PAINTED" in json.dumps(doc["result"]), (doc, err[-2000:])
+    assert real.mock.saw_text("blue") and meta(real, "cq1").get("needs_input") is None

@@ -442,10 +442,12 @@ def follow(
     while True:
         w.state = task.get("state", "?")
         if is_terminal(w.state):
-            w.live, w.question = w.state, None
             if w.retry:  # an ended task retries nothing: its meta must not say so afterwards
                 update_meta(paths, retrying=None)
                 w.retry = None
+            if w.question is not None:  # nor waits on a question seen while it ran (a batch turn that
+                update_meta(paths, needs_input=None)  # ended asking is recorded by ended_asking below)
+            w.live, w.question = w.state, None
             break
         key = _screen_key(task, paths)
         if key is None or key != seen:  # the screen can only have changed if the pane wrote output
