@@ -79,6 +79,10 @@ class _Record:
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, k) for k in self.__slots__)
 
+    def replace(self, **changes: object) -> _Record:
+        """A copy with `changes` applied: what dataclasses.replace gave (the known-bads patch with it)."""
+        return type(self)(**({k: getattr(self, k) for k in self.__slots__} | changes))
+
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"cannot assign to field {name!r}")
 

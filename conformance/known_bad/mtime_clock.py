@@ -9,7 +9,6 @@ Caught by: the P06 clock-jump / coarse-mtime checks.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from typing import Any
@@ -27,9 +26,9 @@ def pane_apply() -> None:
         if o.stale_after > 0:
             try:
                 age = time.time() - os.stat(hb).st_mtime
-                o = dataclasses.replace(o, last_beat_change=o.now - age)
+                o = o.replace(last_beat_change=o.now - age)
             except OSError:
-                o = dataclasses.replace(o, last_beat_change=None)
+                o = o.replace(last_beat_change=None)
         return orig(o)
 
     states.decide = decide

@@ -9,7 +9,6 @@ Caught by: P12.result-then-silence.succeeded.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from conformance.known_bad import _seam
@@ -22,7 +21,7 @@ def pane_apply() -> None:
 
     def decide(o: Any) -> Any:
         if not o.exited and o.result == states.VALID:
-            o = dataclasses.replace(o, result=states.ABSENT, result_seen_at=None)  # the flaw
+            o = o.replace(result=states.ABSENT, result_seen_at=None)  # the flaw
         return orig(o)
 
     states.decide = decide
