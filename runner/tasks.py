@@ -214,6 +214,7 @@ class Runner:
                 store, row, pane_python("runner.wrapper", str(tdir), boot=True), cwd
             )
             store.update(task_id, pane_id=pane.id)
+            faultpoint.hit("start.before_ack", self.env)
             line = _read_line(ack_fd, Deadline(HANDSHAKE_TIMEOUT))
         finally:
             os.close(ack_fd)

@@ -61,6 +61,10 @@ def read_heartbeat(path: str) -> tuple[int, bytes] | None:
         return None
 
 
+class StartAbandoned(Exception):
+    """`start` died before the handshake was over: nobody will read the ack or send "go"."""
+
+
 class Wrapper:
     def __init__(self, taskdir: str) -> None:
         self.dir = taskdir
@@ -136,8 +140,15 @@ class Wrapper:
     # -- handshake -----------------------------------------------------------------------------------
 
     def ack(self, text: str) -> None:
-        """Write one line to the ack FIFO (the starting CLI holds it open for reading)."""
+        """Write one line to the ack FIFO (the starting CLI holds it open for reading).
+
+        No reader means `start` died before reading the ack (it never comes back): that is an
+        abandoned start, seen within a poll. Waiting out HANDSHAKE_TIMEOUT instead left the session
+        and this wrapper 60 s past the task's end (chaos seed 7 under 2x load: leaked by the run).
+        """
         dl = Deadline(HANDSHAKE_TIMEOUT)
+        creator = self.task.get("creator")
+        start_proc = ProcessIdentity(*creator) if creator else None
         while True:
             try:
                 fd = os.open(self.p("ctl.ack"), os.O_WRONLY | os.O_NONBLOCK)
@@ -145,6 +156,8 @@ class Wrapper:
             except OSError as e:
                 if e.errno not in (errno.ENXIO, errno.EINTR) or dl.expired():
                     raise
+                if start_proc is not None and not start_proc.is_alive():
+                    raise StartAbandoned from e
                 time.sleep(0.01)
         try:
             os.set_blocking(fd, True)
@@ -268,10 +281,10 @@ class Wrapper:
             # open "go" for reading before acking, so the CLI's write always finds a reader
             go_fd = os.open(self.p("ctl.go"), os.O_RDONLY | os.O_NONBLOCK)
             self.ack(f"spawned {self.agent.pid} {self.agent.start}")
-        except OSError as e:
+        except (OSError, StartAbandoned) as e:
             if go_fd >= 0:
                 os.close(go_fd)
-            return f"handshake failed: {e}"
+            return "abandoned" if isinstance(e, StartAbandoned) else f"handshake failed: {e}"
         try:
             self.store.update(
                 self.task_id,

@@ -162,6 +162,26 @@ def test_result_written_during_kill_grace_survives_supervisor_death(sandbox):
     assert pick(got, FIELDS) == pick(ref, FIELDS), got
 
 
+def test_start_killed_before_reading_the_ack_ends_the_task_at_once(sandbox):
+    """`start` dies once the session is up, before reading the wrapper's ack: failed/start_abandoned.
+
+    The wrapper then finds no reader for its ack. It used to retry until its 60 s handshake timeout:
+    the session and the wrapper outlived the task (chaos seed 7 under 2x load left both behind).
+    `start` dies right after new-session and one row update; the wrapper needs a Python start-up,
+    its recorder and a fork before it acks, so it meets the dead reader (not forced by a second
+    point: tmux SIGCONTs a pane process that stops itself).
+    """
+    r = start(sandbox, "ha", "sleep", "30", env={"DISPATCH_FAULT_POINT": "start.before_ack"})
+    assert r.rc == -9, (r.rc, r.err)
+    t0 = time.monotonic()
+    t = wait_for(
+        lambda: (s := row(sandbox, "ha"))["state"] not in ("starting", "running") and s, 30, "task ended"
+    )
+    assert (t["state"], t["reason"]) == ("failed", "start_abandoned"), dict(t)
+    assert time.monotonic() - t0 < 30  # not the 60 s handshake timeout
+    settle(sandbox, 20)  # the wrapper leaves, its pane and the session close: nothing of ours remains
+
+
 def test_start_killed_before_go_ends_the_task_at_once(sandbox):
     """`start` dies after the handshake's ack, before "go": failed/start_abandoned within seconds."""
     r = start(sandbox, "hs", "sleep", "30", env={"DISPATCH_FAULT_POINT": "start.before_go"})
