@@ -89,15 +89,22 @@ def test_matrix_page_and_badges(tmp_path: Path) -> None:
 def test_published_matrix_has_every_failure_reviewed() -> None:
     """docs/implementations.md is published only with a hand review of each failure (implementations/reviews.py).
 
-    Re-rendered from the saved reports (no run): a new or changed failure fails here until reviewed.
+    The committed page has no unreviewed failure; where the matrix's saved reports exist (reports/ is not
+    committed: a fresh clone has none), the page re-rendered from them (no run) has none either, so a new or
+    changed failure fails here until reviewed.
     """
     from conformance.matrix import DEFAULT_REPORT, _targets, load_one
     from implementations.reviews import review
 
+    mark = "**Review: not reviewed.**"
+    published = (Path(__file__).resolve().parents[1] / "docs" / "implementations.md").read_text()
+    unreviewed = [line[:160] for line in published.splitlines() if mark in line]
+    assert not unreviewed, "\n".join(unreviewed)
     entries = [load_one(name, DEFAULT_REPORT) for name in _targets(None)]
-    assert all(e.report is not None for e in entries), "a saved report is missing: run the matrix"
+    if any(e.report is None for e in entries):
+        return  # no saved reports here: the committed page above is what is published
     page = render(entries, review)
-    unreviewed = [line[:160] for line in page.splitlines() if "**Review: not reviewed.**" in line]
+    unreviewed = [line[:160] for line in page.splitlines() if mark in line]
     assert not unreviewed, "\n".join(unreviewed)
 
 
