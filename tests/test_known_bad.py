@@ -240,9 +240,19 @@ def test_done_marker_in_log_is_not_completion(sandbox: Sandbox, name: str) -> No
             drain_leaks(sandbox)
 
 
+# Prints the done marker, waits until its own log (the reference's layout: output.RUN.log beside the result
+# file) holds it, then exits 3: the flaw then sees the marker whatever the load (an agent exiting at once
+# raced the log pump against done_from_log's 0.5 s settle, and the correct answer won under load).
+DONE_THEN_FAIL_AGENT = (
+    'echo __TASK_DONE__; d=$(dirname "$DISPATCH_RESULT_FILE"); i=0; '
+    'until cat "$d"/output.*.log 2>/dev/null | grep -q "^__TASK_DONE__"; do '
+    'i=$((i+1)); [ $i -gt 600 ] && break; sleep 0.05; done; exit 3'
+)
+
+
 def test_done_from_log_overrides_a_failure(sandbox: Sandbox) -> None:
     impl = impl_of("done_from_log")
-    assert start(sandbox, impl, "p3b", FAKE, "--fake-done", "--exit", "3")[0] == 0
+    assert start(sandbox, impl, "p3b", "sh", "-c", DONE_THEN_FAIL_AGENT)[0] == 0
     t = wait(sandbox, impl, "p3b")
     assert t["state"] == "succeeded", t  # the agent exited 3
     stop(sandbox, impl, "p3b")
