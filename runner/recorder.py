@@ -60,11 +60,12 @@ class Recorder:
         reason: str | None,
         expect: Iterable[str] | None = None,
         detail: dict[str, Any] | None = None,
+        at: tuple[float, float] | None = None,
         **fields: Any,
     ) -> bool:
-        """runner.store.Store.transition, in the child."""
+        """runner.store.Store.transition, in the child (`at`: the decision's (mono, wall) for the event)."""
         exp = None if expect is None else tuple(expect)
-        return bool(self._call("transition", task_id, state, reason, exp, detail, **fields))
+        return bool(self._call("transition", task_id, state, reason, exp, detail, at, **fields))
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         value: dict[str, Any] | None = self._call("get", task_id)
@@ -184,8 +185,8 @@ def _op(store: Store, op: str, args: tuple[Any, ...], kw: dict[str, Any]) -> Any
     if op == "update":
         return store.update(*args, **kw)
     if op == "transition":
-        task_id, state, reason, expect, detail = args
-        return store.transition(task_id, state, reason, expect=expect, detail=detail, **kw)
+        task_id, state, reason, expect, detail, at = args
+        return store.transition(task_id, state, reason, expect=expect, detail=detail, at=at, **kw)
     if op == "get":
         return store.get(*args)
     raise ValueError(f"unknown recorder call {op!r}")

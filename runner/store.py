@@ -208,9 +208,14 @@ class Store:
         reason: str | None,
         expect: Iterable[str] | None = None,
         detail: dict[str, Any] | None = None,
+        at: tuple[float, float] | None = None,
         **fields: Any,
     ) -> bool:
-        """Compare-and-set: move to `state` unless the task is terminal (or not in `expect`)."""
+        """Compare-and-set: move to `state` unless the task is terminal (or not in `expect`).
+
+        `at` = (mono, wall) of the decision, for the event: a caller that records through a forked child
+        (the wrapper's recorder) would otherwise stamp the event with the child's late write time.
+        """
         if state not in states.ALL:
             raise ValueError(state)
         bad = set(fields) - UPDATABLE
@@ -231,19 +236,35 @@ class Store:
             sets = ",".join(f"{k}=?" for k in f)
             db.execute(f"UPDATE tasks SET {sets} WHERE task_id=?", (*f.values(), task_id))
             if r["state"] != state:
-                self._event(db, task_id, state, reason, detail)
+                self._event(db, task_id, state, reason, detail, at)
         return True
 
     # -- events --------------------------------------------------------------------------------
 
     @staticmethod
-    def _event(db: sqlite3.Connection, task_id: str, state: str, reason: str | None, detail: Any) -> None:
+    def _event(
+        db: sqlite3.Connection,
+        task_id: str,
+        state: str,
+        reason: str | None,
+        detail: Any,
+        at: tuple[float, float] | None = None,
+    ) -> None:
+        at_mono, at_wall = at if at is not None else (mono(), wall())
         seq = db.execute(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id=?", (task_id,)
         ).fetchone()[0]
         db.execute(
             "INSERT INTO events (task_id, seq, state, reason, mono, wall, detail) VALUES (?,?,?,?,?,?,?)",
-            (task_id, seq, state, reason, mono(), wall(), json.dumps(detail) if detail is not None else None),
+            (
+                task_id,
+                seq,
+                state,
+                reason,
+                at_mono,
+                at_wall,
+                json.dumps(detail) if detail is not None else None,
+            ),
         )
 
     def events(self, task_id: str) -> list[dict[str, Any]]:

@@ -385,8 +385,12 @@ class Wrapper:
             return "again"
         if d.kind == states.ENTER:
             assert d.state is not None
-            if self.store.transition(
-                self.task_id, d.state, d.reason, expect=states.NON_TERMINAL - {states.NEEDS_INPUT}
+            if self.store.transition(  # the event carries the decision's time, not the record's
+                self.task_id,
+                d.state,
+                d.reason,
+                expect=states.NON_TERMINAL - {states.NEEDS_INPUT},
+                at=(obs.now, wall()),
             ):
                 watch.state = d.state
             else:
