@@ -141,7 +141,9 @@ def test_hung_passes_through_stalled(sandbox):
     ev = dispatch(sandbox, "events", "h1").doc
     assert [e["state"] for e in ev] == ["starting", "running", "stalled", "hung"]
     stalled, hung = ev[2], ev[3]
-    assert 0.35 <= hung["mono"] - stalled["mono"] <= 2.0
+    # 'stalled' carries its decision's time; 'hung' is stamped when recorded, after the kill (a TERM window)
+    # and a forked recorder: under load in a container that alone took 1.5 s. The grace is the lower bound.
+    assert 0.35 <= hung["mono"] - stalled["mono"] <= 5.0
     settle(sandbox)
 
 
