@@ -40,25 +40,31 @@ def beat() -> None:
         write_atomic(path, f"{time.monotonic_ns()} {os.getpid()} {time.time():.3f}\n")
 
 
-def last_assistant_text(transcript: str | None) -> str | None:
-    """The last assistant text in a Claude Code transcript (JSONL), read from its tail; None if unknown."""
+def _tail_entries(transcript: str | None) -> list[dict[str, Any]]:
+    """The JSON objects of a transcript's last MAX_TRANSCRIPT_TAIL bytes, newest first ([] if unreadable)."""
     if not transcript:
-        return None
+        return []
     try:
         with open(transcript, "rb") as f:
             f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - MAX_TRANSCRIPT_TAIL))
+            f.seek(max(0, f.tell() - MAX_TRANSCRIPT_TAIL))
             lines = f.read().splitlines()
     except OSError:
-        return None
+        return []
+    out = []
     for raw in reversed(lines):
         try:
             ev = json.loads(raw)
         except ValueError:
             continue
-        if not isinstance(ev, dict):
-            continue
+        if isinstance(ev, dict):
+            out.append(ev)
+    return out
+
+
+def last_assistant_text(transcript: str | None) -> str | None:
+    """The last assistant text in a Claude Code transcript (JSONL), read from its tail; None if unknown."""
+    for ev in _tail_entries(transcript):
         if ev.get("type") == "assistant" and isinstance(ev.get("text"), str):
             return ev["text"]  # a flat {"type": "assistant", "text": ...} line
         msg = ev.get("message")
@@ -116,21 +122,8 @@ def api_error(transcript: str | None) -> dict[str, Any] | None:
     """The API error a Claude turn ended on, from its transcript: the last assistant entry, when Claude
     wrote it as one (`isApiErrorMessage`, model "<synthetic>": "API Error: 529 Overloaded ..."); None
     when the turn ended otherwise."""
-    if not transcript:
-        return None
-    try:
-        with open(transcript, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - MAX_TRANSCRIPT_TAIL))
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for raw in reversed(lines):
-        try:
-            ev = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(ev, dict) or ev.get("type") != "assistant":
+    for ev in _tail_entries(transcript):
+        if ev.get("type") != "assistant":
             continue
         if not ev.get("isApiErrorMessage"):
             return None
