@@ -170,12 +170,17 @@ def test_stalled_returns_to_running_when_heartbeat_changes(sandbox):
 
 
 def test_heartbeat_by_content_keeps_task_running(sandbox):
+    """Beats change the file's content while its mtime stays pinned, as on a 1-second-mtime filesystem
+    (HFS+) within one second: a dispatcher that judges by mtime stalls after 1.5 s, every time. The
+    margin (1.5 s against 0.05 s beats) keeps a loaded machine's slow agent boot or a late tick from
+    reading as a stall (a 0.4 s stale flaked in a loaded macos-like container)."""
     code = (
         "import os, time\n"
         "hb = os.environ['DISPATCH_HEARTBEAT_FILE']\n"
-        "for i in range(30): open(hb, 'w').write(str(i)); time.sleep(0.05)\n"
+        "for i in range(60):\n"
+        "    open(hb, 'w').write(str(i)); os.utime(hb, ns=(10**18, 10**18)); time.sleep(0.05)\n"
     )
-    start_ok(sandbox, "hb", *pyagent(code), env={"DISPATCH_STALE_AFTER_S": "0.4", "DISPATCH_GRACE_S": "0.3"})
+    start_ok(sandbox, "hb", *pyagent(code), env={"DISPATCH_STALE_AFTER_S": "1.5", "DISPATCH_GRACE_S": "0.3"})
     t = wait_done(sandbox, "hb")
     assert t["state"] == "succeeded"
     assert "stalled" not in [e["state"] for e in dispatch(sandbox, "events", "hb").doc]
