@@ -42,6 +42,11 @@ SOURCE_EXCLUDES = {
     "reports",
     "build",
     "dist",
+    # git-ignored host-only trees: the agent CLIs' node_modules (1.4 GB; no platform image has node),
+    # and CI's scratch (TMPDIR of the image build running beside the tests, files come and go).
+    # Copied, tarred in memory and put into every container, they made a run cost minutes.
+    ".agents",
+    ".ci-tmp",
 }
 
 
