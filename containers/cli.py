@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         "--report", default="reports/containers", help="report directory (default: reports/containers)"
     )
     r.add_argument("--command", help="run this shell command in each container instead of the checks")
+    r.add_argument(
+        "--no-kit",
+        action="store_true",
+        help="with --command: do not build or install the kit wheel (the command needs only the source)",
+    )
     r.add_argument("--pytest", default=DEFAULT_PYTEST, help="pytest args for the kit's tests; '' skips them")
     r.add_argument(
         "--conformance",
@@ -77,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(a, "jobs", 1) < 1:
         print("dispatch containers: --jobs must be >= 1", file=sys.stderr)
         return 2
+    if getattr(a, "no_kit", False) and not a.command:
+        print(
+            "dispatch containers: --no-kit needs --command (the checks run the installed kit)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         client = engine.ensure_engine()
     except engine.EngineUnavailable as e:
@@ -106,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             impl=a.impl,
             report_dir=Path(a.report),
             command=a.command,
+            install_kit=not a.no_kit,
             pytest_args=a.pytest,
             conformance=a.conformance,
             jobs=a.jobs,

@@ -67,6 +67,11 @@ def release(mp: Path) -> None:
     Path(f"{mp}.img").unlink(missing_ok=True)
 
 
+def leftovers(prefix: str = "") -> list[str]:
+    """Coarse filesystems (image or mountpoint) still present for a run id prefix: empty when clean."""
+    return sorted({p.name.removesuffix(".img") for p in _root().glob(f"{prefix}*")})
+
+
 def sweep(prefix: str = "") -> int:
     """Release every coarse filesystem (of one run when `prefix` is its id) left by an interrupted run."""
     n = 0

@@ -46,6 +46,7 @@ class RunOptions:
     impl: str = "dispatch"
     report_dir: Path = Path("reports/containers")
     command: str | None = None  # replaces the driver: a shell command run in /dk/src
+    install_kit: bool = True  # False (--no-kit, with --command): no wheel built or installed, source only
     pytest_args: str = DEFAULT_PYTEST  # '' skips the kit's tests
     conformance: str = DEFAULT_CONFORMANCE  # '' skips the suite
     jobs: int = 1
@@ -86,13 +87,15 @@ def host_config_kwargs(opts: RunOptions) -> dict[str, Any]:
     return kw
 
 
-def payload(tmp: Path, log: Log = _log) -> bytes:
-    """tar of /dk: kit wheel, source tree, driver. Built once per run, shared by all platforms."""
+def payload(tmp: Path, log: Log = _log, kit: bool = True) -> bytes:
+    """tar of /dk: kit wheel (unless `kit` is False), source tree, driver. Built once per run, shared by
+    all platforms."""
     root = tmp / "dk"
     src = wheels.copy_source(root / "src")
-    t0 = time.monotonic()
-    wheel = wheels.build_kit_wheel(root / "kit", wheels.copy_source(tmp / "build-src"))
-    log(f"[run] kit wheel {wheel.name} built in {time.monotonic() - t0:.1f}s")
+    if kit:
+        t0 = time.monotonic()
+        wheel = wheels.build_kit_wheel(root / "kit", wheels.copy_source(tmp / "build-src"))
+        log(f"[run] kit wheel {wheel.name} built in {time.monotonic() - t0:.1f}s")
     shutil.copy2(Path(__file__).with_name("incontainer.py"), root / "incontainer.py")
     (root / "report").mkdir()
     del src
@@ -160,19 +163,15 @@ def run_platform(
     try:
         c.put_archive("/", tar)
         user = "dev" if p.profile == "macos-like" else "root"
-        rc, text = _exec(
-            client,
-            c.id,
-            [
-                "sh",
-                "-c",
-                f"pip install -q --disable-pip-version-check --no-deps --no-index --ignore-requires-python "
-                f"{DK}/kit/*.whl && chown -R {user} {DK}",
-            ],
-            user="root",
+        install = (
+            f"pip install -q --disable-pip-version-check --no-deps --no-index --ignore-requires-python "
+            f"{DK}/kit/*.whl && "
+            if opts.install_kit
+            else ""
         )
+        rc, text = _exec(client, c.id, ["sh", "-c", f"{install}chown -R {user} {DK}"], user="root")
         if rc != 0:
-            raise RuntimeError(f"installing the kit failed: {text.strip()[-300:]}")
+            raise RuntimeError(f"preparing {DK} (kit install, chown) failed: {text.strip()[-300:]}")
         report_in = f"{DK}/report"
         if opts.command:
             cmd = ["sh", "-c", opts.command]
@@ -281,7 +280,7 @@ def run(client, opts: RunOptions, log: Log = _log) -> dict[str, Any]:
         built = images.build(client, opts.platforms, log=log)
         tags = {b.platform: b.tag for b in built}
         with tempfile.TemporaryDirectory(prefix="dk-run-") as tmp:
-            tar = payload(Path(tmp), log=log)
+            tar = payload(Path(tmp), log=log, kit=opts.install_kit)
         net = client.networks.create(
             f"dk-{opts.run_id}", driver="bridge", internal=True, labels=run_labels(opts.run_id)
         )

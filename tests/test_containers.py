@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from containers import engine, images, platforms
+from containers import coarsefs, engine, images, platforms
 from containers.sweep import LABEL_RUN, leftovers, sweep
 
 pytestmark = pytest.mark.docker
@@ -40,6 +40,7 @@ def run_id(client):
     rid = "test-" + secrets.token_hex(4)
     yield rid
     sweep(client, rid)
+    coarsefs.sweep(rid)
 
 
 def _sh(client, tag: str, script: str, run_id: str, user: str = "root") -> tuple[int, str]:
@@ -135,11 +136,14 @@ def test_sweep_removes_everything_labelled(client, built, run_id):
 
 @pytest.mark.slow
 def test_ctrl_c_sweeps_the_run(client, built, run_id, tmp_path):
-    """SIGINT while a container runs: the CLI exits 130 and nothing labelled with the run remains.
+    """SIGINT while a container runs: the CLI exits 130 and nothing labelled with the run remains
+    (containers, networks, volumes), nor its coarse-timestamp filesystem.
 
     The SIGINT is sent once the command prints READY inside the container: then the container is
-    running, the kit installed and an exec live, whatever docker's load (CI builds images meanwhile;
-    polling the container list for 120 s from the CLI's start missed it there).
+    running and an exec live, whatever docker's load (CI builds images meanwhile; polling the container
+    list for 120 s from the CLI's start missed it there). macos-like, so the run also makes and mounts
+    its coarse-timestamp TMPDIR (where the host can); `--no-kit`: the kit wheel's build and install
+    (45 s under load) are not what the sweep needs.
     """
     proc = subprocess.Popen(
         [
@@ -148,13 +152,14 @@ def test_ctrl_c_sweeps_the_run(client, built, run_id, tmp_path):
             "containers",
             "run",
             "--platform",
-            "bookworm",
+            "macos-like",
             "--run-id",
             run_id,
+            "--no-kit",
             "--command",
             "echo READY-$DK_RUN_ID; exec sleep 300",
             "--report",
-            str(REPO / "reports" / f"containers-{run_id}"),
+            str(tmp_path / "report"),
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -179,11 +184,15 @@ def test_ctrl_c_sweeps_the_run(client, built, run_id, tmp_path):
             pass
         assert ready.is_set(), f"no READY from the container (rc {proc.poll()}):\n{''.join(lines)}"
         assert client.containers.list(filters={"label": f"{LABEL_RUN}={run_id}"}), "".join(lines)
+        # the run says whether it made the filesystem (it cannot without root and a loop device)
+        if any("1-second-timestamp ext4" in ln for ln in lines):
+            assert coarsefs.leftovers(run_id), "".join(lines)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
         reader.join(10)
         assert proc.returncode == 130, "".join(lines)
         assert leftovers(client, run_id) == {"containers": [], "networks": [], "volumes": []}
+        assert coarsefs.leftovers(run_id) == [], "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()
