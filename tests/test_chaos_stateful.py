@@ -1,8 +1,9 @@
 """Chaos programs against live dispatchers: the reference must pass, known-bad ones must be caught.
 
 Real tmux servers, real fake-agent processes, real signals; nothing mocked. ``DK_CHAOS_EXAMPLES``
-(default 25) is the number of generated programs, split over ``SHARDS`` test functions so
-``pytest -n 2`` runs them in parallel; ``DK_CHAOS_SEED`` fixes the programs drawn. The reference's
+(default 25) is the number of generated programs, split over ``SHARDS`` test functions (4, or one
+per 25 programs when there are more: CI's 200 are 8 shards) so ``pytest -n 2`` runs them in parallel
+and balanced; ``DK_CHAOS_SEED`` fixes the programs drawn. The reference's
 programs run under CPU load started and stopped by the test: ``DK_CHAOS_LOAD`` hogs in all (default
 ``2x``, twice the CPUs, split over the xdist workers; ``0`` for none), as a loaded CI runner is.
 """
@@ -24,7 +25,9 @@ from conformance.known_bad import KNOWN_BAD
 
 EXAMPLES = int(os.environ.get("DK_CHAOS_EXAMPLES", "25"))
 SEED = int(os.environ.get("DK_CHAOS_SEED", "20260"))
-SHARDS = 4
+# ~25 programs a shard (~150 s under CI's load): 50-program shards (~5 min each) let the last one
+# run alone on one worker at the end of a -n 2 run
+SHARDS = max(4, -(-EXAMPLES // 25))
 STEPS = 8
 POLL_ONLY = ("wait", "status", "pause")  # no stop/reap: nothing may mask the flaw under test
 LOAD = os.environ.get("DK_CHAOS_LOAD", "2x")
