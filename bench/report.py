@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.common import SEED_HEALTH_S, SEED_START_SLEEP_S
 from bench.headline import CRASH_AND_COMPLETION, TARGETS
+from runner.states import MAX_TICK_S, heartbeat_interval, result_interval
 
 PLOTS = ("start_latency.png", "detect_latency.png", "scale_cost.png")
 
@@ -183,6 +184,38 @@ def plots(res: dict[str, Any], outdir: Path) -> list[str]:
 # -- markdown ---------------------------------------------------------------------------------------
 
 
+def _tick(knobs: dict[str, str]) -> str:
+    """The heartbeat check interval the scale knobs give (runner.states.heartbeat_interval)."""
+    try:
+        t = heartbeat_interval(
+            float(knobs["DISPATCH_STALE_AFTER_S"]), float(knobs.get("DISPATCH_GRACE_S", 0))
+        )
+    except (KeyError, ValueError):
+        return "?"
+    return f"{t:g} s"
+
+
+def _agent_mib(sc_res: dict[str, Any]) -> str:
+    """A fake agent's own USS as measured in this scale run ('≈9 MiB' when no point has it)."""
+    xs = [
+        p["memory_mib"]["agent_uss_per_agent"]
+        for p in sc_res.get("points", [])
+        if p.get("agent") == "fake-agent" and "memory_mib" in p
+    ]
+    return f"{max(xs):.1f} MiB" if xs else "≈9 MiB"
+
+
+def _load_of(res: dict[str, Any], part: str) -> str:
+    """'load average X on N cores' when PART was measured (this run, or the earlier run it was reused from)."""
+    meta = res["meta"]
+    reused = (meta.get("reused") or {}).get(part)
+    cores = meta["machine"]["cores_logical"]
+    if reused:
+        return f"load average {reused['loadavg_start'][0]:.0f} on {cores} cores"
+    a, b = meta["loadavg_start"][0], meta["loadavg_end"][0]
+    return f"load average {a:.0f} at the run's start and {b:.0f} at its end, on {cores} cores"
+
+
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -212,7 +245,13 @@ def markdown(res: dict[str, Any], plot_rel: str, plots_written: list[str]) -> st
     )
     w("")
     w(
-        f"Run: {meta['started']} UTC, {meta['duration_s'] / 60:.1f} min, mode **{'quick' if meta['quick'] else 'full'}**. "
+        f"Run: {meta['started']} UTC, {meta['duration_s'] / 60:.1f} min, mode **{'quick' if meta['quick'] else 'full'}**"
+        + (
+            f", code `{meta['rev']}` (bytecode precompiled, as an installed copy has it)"
+            if meta.get("rev")
+            else ""
+        )
+        + ". "
         f"Machine: {m['cpu']}, {m['cores_logical']} logical cores, {m['memory_total_mb'] / 1024:.1f} GiB, "
         f"{m['kernel']}, {m['tmux']}, Python {m['python']}."
     )
@@ -395,7 +434,7 @@ def markdown(res: dict[str, Any], plot_rel: str, plots_written: list[str]) -> st
         if hb.get("p50") is not None:
             w(
                 f"The hang overshoot is nearly constant in absolute terms (p50 {_ms(hb['p50'])}: the heartbeat check "
-                "interval clamp(stale/40, 20 ms, 1 s), then ending the agent before `hung` is recorded), so with "
+                f"interval clamp((stale+grace)/40, 20 ms, {MAX_TICK_S:g} s), then ending the agent before `hung` is recorded), so with "
                 "production values (stale of a minute or more) it is a fraction of a percent; at the 3 s used here "
                 "to keep runs short it sits close to the 5 % bound. The seed judges staleness on whole-second mtimes "
                 "and wall time (P6), so at its scaled poll it fires up to a second *early* (negative overshoot)."
@@ -441,11 +480,12 @@ def markdown(res: dict[str, Any], plot_rel: str, plots_written: list[str]) -> st
         w("")
         w(
             f"N agents at once (`{' '.join(sc_res['agent_flags'])}`, knobs "
-            f"{', '.join(f'{k}={v}' for k, v in sc_res['knobs'].items())}: heartbeat supervision on, one check per "
-            "second), all under one tmux server. Supervision = the wrapper and logpipe processes (descendants of "
+            f"{', '.join(f'{k}={v}' for k, v in sc_res['knobs'].items())}: heartbeat supervision on, one check "
+            f"every {_tick(sc_res['knobs'])}), all under one tmux server. Supervision = the wrapper and logpipe processes (descendants of "
             "the tmux server, found through runner.procid); CPU from /proc/PID/task/*/schedstat (ns) over an idle "
             f"window of {meta['config']['idle_s']:g} s, memory = USS (`memory_full_info`). *sh-loop* agents are a "
-            "0.5 MiB `/bin/sh` heartbeat loop used where Python fake agents (≈9 MiB USS each) would not fit in "
+            f"0.5 MiB `/bin/sh` heartbeat loop used where Python fake agents ({_agent_mib(sc_res)} USS each) would "
+            "not fit in "
             f"memory next to other work; the agent's own cost is not supervision. fd limit {sc_res['fd_limit']}."
         )
         w("")
@@ -495,14 +535,11 @@ def markdown(res: dict[str, Any], plot_rel: str, plots_written: list[str]) -> st
             w(
                 f"With the reference defaults instead (`DISPATCH_STALE_AFTER_S` unset: heartbeat supervision off), "
                 f"N={idd['n']} idle agents cost {_pct(i['supervision_core_share'], 3)} of a core: each wrapper wakes "
-                f"{i['wrapper_wakeups_per_s_per_agent']:.1f}×/s to poll the result file (`states.RESULT_POLL_S`), "
-                f"so 500 agents would cost ≈{_pct(i['supervision_core_share'] * 500 / idd['n'], 0)} of a core "
-                "(extrapolated, not measured). Runner change that would close it: in `runner/states.py` "
-                "`decide()`, schedule the result look at `heartbeat_interval(o.grace)` (clamp(grace/40, 20 ms, 1 s): "
-                "0.75 s for the default 30 s grace) instead of the fixed `RESULT_POLL_S` = 0.1 s. A result only "
-                "matters while the agent lives on after writing it, and then only against the grace, so "
-                "`completed_by_result` would stay within 2.5 % of the grace with 7.5× fewer wake-ups; exits are "
-                "seen through the pidfd regardless."
+                f"{i['wrapper_wakeups_per_s_per_agent']:.2f}×/s to look at the result file (`states.result_interval`: "
+                f"clamp(grace/15, 20 ms, {MAX_TICK_S:g} s), {result_interval(30.0):g} s at the default 30 s grace), "
+                f"so 500 agents would cost ≈{_pct(i['supervision_core_share'] * 500 / idd['n'], 1)} of a core "
+                "(extrapolated, not measured). A result only matters while the agent lives on after writing it, "
+                "and then only against the grace; exits are seen through the pidfd regardless."
             )
             w("")
         if "scale_cost.png" in plots_written:
@@ -530,7 +567,8 @@ def markdown(res: dict[str, Any], plot_rel: str, plots_written: list[str]) -> st
         "`--only start,detect,scale,idle_defaults,suite` select and size the parts; `--reuse FILE` takes the parts "
         "not measured now from an earlier results JSON (the page names the run each part came from); "
         "`--from-json FILE` only regenerates this page and the plots. Raw samples and the machine "
-        "description are in the JSON under `bench/results/` (gitignored)."
+        "description are in the JSON this page was generated from, `docs/bench/bench.json` (committed with "
+        "the page; every run's JSON also stays under `bench/results/`, not committed)."
     )
     w("")
     return "\n".join(L)
@@ -562,12 +600,14 @@ def _explain(res: dict[str, Any]) -> list[str]:
             f"(p50s): the `dispatch` CLI until the task row exists ({_ms(c_start)}), then tmux + the in-pane wrapper "
             f"+ the FIFO handshake + pipe-pane until `running` ({_ms(wrap)}), then the agent's own interpreter until "
             f"it journals ({_ms(agent)}, what the floor pays). Each interpreter start costs tens of ms unloaded "
-            "and several times that under load, so the ratio stays well above 3× at any load. Already done: the CLI no longer imports `libtmux` (it cost ≈45 ms per call unloaded, 180 ms "
-            "at load average 15; start went from 6.3× to this). Runner changes that would close the rest: (1) run the "
-            "wrapper with `python -S` plus `PYTHONPATH` so it skips site and the editable-install finder (~40 ms; the "
-            "known-bad seam that rewrites the wrapper's argv must learn the flag first); (2) the start path's "
-            "`reaper.reap` on every start is O(tasks); (3) structurally, a long-lived per-socket supervisor that forks a wrapper (no new "
-            "interpreter) would leave only the agent's own start, i.e. ≈1× the floor."
+            "and several times that under load, so the ratio stays well above the target at any load. Already "
+            "done: the CLI no longer imports `libtmux`, builds only the contract verbs' parsers and loads no "
+            "OpenSSL; the wrapper runs as `python -S` (no `site`, no editable-install finder) and imports 44 "
+            "modules. Left on the path: the CLI's and the wrapper's interpreter starts, and four tmux round "
+            "trips (`-V`, the reap's `list-sessions`, `new-session`, `pipe-pane`). The structural step: a "
+            "long-lived per-server supervisor that forks per-task ones, so that only the CLI's and the agent's "
+            "own interpreters remain (the agent layer section below has the phases side by side with the "
+            "code before issue 13)."
         )
     dt = h["detect"]
     if dt["p99_met"] is False:
@@ -625,19 +665,26 @@ def _explain(res: dict[str, Any]) -> list[str]:
             out.append(
                 f"- **Idle supervision** at N={top['n']} costs {_pct(share)} of a core, "
                 f"{_x(share / TARGETS['idle_core_share'])} the target: each wrapper wakes {wk:.2f}×/s "
-                f"(heartbeat checks every clamp(stale/40, 20 ms, 1 s)) and each pass costs ≈{per_wake * 1e6:.0f} µs "
-                "of Python (read heartbeat + result, decide, poll). Closing it is a runner change: wake on inotify "
-                "(heartbeat, result and stop files) and on the deadline instead of on a timer, and stat the heartbeat "
-                "before reading it; or one supervisor process for all tasks instead of one Python wrapper each."
+                f"(heartbeat checks every clamp((stale+grace)/40, 20 ms, {MAX_TICK_S:g} s)) and each pass costs ≈{per_wake * 1e6:.0f} µs "
+                "of Python (read the heartbeat's content + the result, decide, poll) with the machine at "
+                f"{_load_of(res, 'scale')} (CPU time per pass grows with contention: "
+                "caches and the cores are shared). Closing it is a runner change: one supervisor process for all "
+                "tasks instead of one Python wrapper each, or waking on inotify (heartbeat, result and stop files) "
+                "and on the deadline instead of on a timer."
             )
     if out:
         out = ["Where a target is missed:", "", *out, ""]
     mem = h["scale"].get("uss_mib_per_agent_at_max")
-    if mem:
+    pts = [p for p in (res.get("scale") or {}).get("points", []) if "memory_mib" in p]
+    if mem and pts:
+        top = max(pts, key=lambda p: p["n"])
+        mm = top["memory_mib"]
         out += [
-            f"Memory: supervision costs {mem:.1f} MiB of unshared memory per agent (a Python wrapper and a Python "
-            "log pipe, ≈8 MiB each); 500 agents need ≈8 GiB for supervision alone. A C/Rust log pipe (or one shared "
-            "log pipe per server) and a forked rather than exec'd wrapper would cut most of it.",
+            f"Memory: supervision costs {mem:.1f} MiB of unshared memory per agent at N={top['n']} (wrapper "
+            f"{mm['wrapper_uss_per_agent']:.1f} + log pipe {mm['logpipe_uss_per_agent']:.1f} MiB: one `python -S` "
+            "wrapper per agent, and the pipe-pane process is `cat`); "
+            f"{top['n']} agents need ≈{mem * top['n'] / 1024:.1f} GiB for supervision. A forked rather than exec'd "
+            "wrapper (a per-server supervisor) would share most of the interpreter's pages.",
             "",
         ]
     return out

@@ -280,7 +280,7 @@ def run(ns: list[int], idle_s: float, log: Callable[[str], None]) -> dict[str, A
 
 def run_defaults(n: int, idle_s: float, log: Callable[[str], None]) -> dict[str, Any]:
     """The same idle measurement with the reference defaults (heartbeat supervision off): the wrapper
-    then polls the result file every states.RESULT_POLL_S instead of checking once a second."""
+    then looks at the result file every states.result_interval(grace) instead of at the heartbeat."""
     raise_fd_limit()
     log(f"  idle with default knobs (DISPATCH_STALE_AFTER_S unset), N={n}")
     return one_n(n, idle_s, log, "fake-agent", knobs={})
