@@ -130,6 +130,21 @@ def _keep(res: dict[str, Any], plot_dir: Path) -> None:
     (plot_dir / RESULT_NAME).write_text(json.dumps(res, indent=1) + "\n")
 
 
+def _other_sections(res: dict[str, Any], md_path: Path, out: Path | None) -> None:
+    """The agent-layer and queue sections, from their committed JSON when this run did not measure them:
+    report.write rewrites the whole page, and without this a run of other parts dropped both."""
+    if out is not None:
+        return
+    from bench import agent_cost
+    from bench import queue as queue_bench
+
+    if "agent" not in res and agent_cost.RESULT.exists():
+        agent_cost.write_page(json.loads(agent_cost.RESULT.read_text()), md_path)
+    qj = REPO / "docs" / "bench" / "queue.json"
+    if "queue" not in res and qj.exists():
+        queue_bench.write_section(md_path, json.loads(qj.read_text())["queue"])
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
     out = Path(opts.out).resolve() if opts.out else None
@@ -144,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         res["headline"] = headline.compute(res)
         report.write(res, md_path, plot_dir)
         _keep(res, plot_dir)
+        _other_sections(res, md_path, out)
         print(f"wrote {md_path}")
         return 0
 
@@ -239,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                     "from": os.path.basename(opts.reuse),
                     "started": old["meta"]["started"],
                     "loadavg_start": old["meta"]["loadavg_start"],
+                    "loadavg_end": old["meta"].get("loadavg_end"),
+                    "rev": old["meta"].get("rev"),
                     "others": old["meta"].get("others", ""),
                 }
     res["meta"]["duration_s"] = time.monotonic() - t0
@@ -250,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     jp.write_text(json.dumps(res, indent=1) + "\n")
     report.write(res, md_path, plot_dir)
     _keep(res, plot_dir)
+    _other_sections(res, md_path, out)
     if "agent" in res:  # its own section of the page, kept across report.write (bench/agent_cost.py)
         from bench import agent_cost
 

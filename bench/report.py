@@ -266,8 +266,16 @@ def markdown(res: dict[str, Any], plot_rel: str, plots_written: list[str]) -> st
 
     for part, r in (meta.get("reused") or {}).items():
         w(
-            f"The *{part}* numbers come from an earlier run ({r['started']} UTC, `{r['from']}`, load average "
-            f"{' / '.join(f'{x:.1f}' for x in r['loadavg_start'])}; busy then: {r['others'] or 'none'})."
+            f"The *{part}* numbers come from an earlier run ({r['started']} UTC, `{r['from']}`"
+            + (f", code `{r['rev']}`" if r.get("rev") else "")
+            + ", load average "
+            f"{' / '.join(f'{x:.1f}' for x in r['loadavg_start'])}"
+            + (
+                f" at its start and {' / '.join(f'{x:.1f}' for x in r['loadavg_end'])} at its end"
+                if r.get("loadavg_end")
+                else ""
+            )
+            + f"; busy then: {r['others'] or 'none'})."
         )
         w("")
     # headline
