@@ -138,11 +138,11 @@ def _other_sections(res: dict[str, Any], md_path: Path, out: Path | None) -> Non
     from bench import agent_cost
     from bench import queue as queue_bench
 
-    if "agent" not in res and agent_cost.RESULT.exists():
-        agent_cost.write_page(json.loads(agent_cost.RESULT.read_text()), md_path)
     qj = REPO / "docs" / "bench" / "queue.json"
     if "queue" not in res and qj.exists():
         queue_bench.write_section(md_path, json.loads(qj.read_text())["queue"])
+    if "agent" not in res and agent_cost.RESULT.exists():
+        agent_cost.write_page(json.loads(agent_cost.RESULT.read_text()), md_path)
 
 
 def main(argv: list[str] | None = None) -> int:
