@@ -230,7 +230,7 @@ class Store:
             if r["state"] == state and not fields:
                 return False
             if states.is_terminal(state):
-                fields.setdefault("ended_at", wall())
+                fields.setdefault("ended_at", at[1] if at else wall())
             f = _enc(fields)
             f["state"], f["reason"] = state, reason
             sets = ",".join(f"{k}=?" for k in f)

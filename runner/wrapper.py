@@ -378,7 +378,7 @@ class Wrapper:
             assert d.state is not None and d.reason is not None
             if d.reason == "session_lost":
                 # no kill can change this outcome: record it first, then end the tree (finish)
-                self.finish(d.state, d.reason)
+                self.finish(d.state, d.reason, at=(obs.now, wall()))
                 return "done"
             watch.intent = (d.state, d.reason)
             self.kill_for(d.state, d.reason, obs.now, watch.result_kind, keep_result)
@@ -421,7 +421,7 @@ class Wrapper:
         doc.update({"result_kind": result_kind, "result": result, "mono": now, "wall": wall()})
         write_json(self.p("exit.json"), doc)
         faultpoint.hit("wrapper.after_exit_record", self.faults)
-        self.finish(state, reason, exit_code=code, signal=sig, result=result)
+        self.finish(state, reason, at=(now, doc["wall"]), exit_code=code, signal=sig, result=result)
 
     def kill_for(self, state: str, reason: str, now: float, result_kind: str, result: object) -> None:
         """End the agent's tree for a reason of ours; intent.json first, so a reaper knows why (and the
@@ -438,9 +438,21 @@ class Wrapper:
         self._wait_agent()
         faultpoint.hit("wrapper.after_kill", self.faults)
 
-    def finish(self, state: str, reason: str | None, detail: dict | None = None, **fields: object) -> None:
-        """Record the terminal state, end leftovers of the run, and flush the log pipe (P3, P4, P9)."""
-        self.store.transition(self.task_id, state, reason, detail=detail, **fields)
+    def finish(
+        self,
+        state: str,
+        reason: str | None,
+        detail: dict | None = None,
+        at: tuple[float, float] | None = None,
+        **fields: object,
+    ) -> None:
+        """Record the terminal state, end leftovers of the run, and flush the log pipe (P3, P4, P9).
+
+        The event and `ended_at` carry `at`, the decision's (mono, wall), or this call's time: never the
+        forked recorder's write time, which under load came 110-180 ms after the exit was seen.
+        """
+        at = at or (mono(), wall())
+        self.store.transition(self.task_id, state, reason, detail=detail, at=at, **fields)
         # the run marker reaches the agent's descendants, but only once "go" let it exec; before that
         # our child is all there is, and a marker walk could only hit another run's agent
         marker = ("DISPATCH_RUN_MARKER", self.task["run_marker"]) if self.released else None
