@@ -99,6 +99,9 @@ class Bench:
         self.socket = socket or self.sb.socket
         env = self.sb.env(DISPATCH_TMUX_SOCKET=str(self.socket), **target.extra_env, **(knobs or {}))
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+        if target.is_seed:  # its hard-coded /tmp files (its P11 flaw) go to a dir the sandbox removes
+            (self.sb.root / "hard-tmp").mkdir()
+            env["DK_HARD_TMP"] = str(self.sb.root / "hard-tmp")
         self.env = env
         self.impl = Impl(target.cmd, env, scratch=self.sb.tmpdir, workdir=self.sb.workdir, timeout=120.0)
         self.jdir = self.sb.root / "journals"
