@@ -681,8 +681,11 @@ def _explain(res: dict[str, Any]) -> list[str]:
     if hg["met"] is False:
         out.append(
             f"- **Hang detection** overshoots by {_pct(hg['overshoot_p99_rel'])} of stale+grace at p99 (p50 "
-            f"{_ms(hg['overshoot_p50_s'])}): after the kill, `hung` is stored by the same forked recorder as the "
-            "endings above, with the write's time."
+            f"{_ms(hg['overshoot_p50_s'])}). The overshoot is the check interval (up to (stale+grace)/40, "
+            "75 ms here), then ending the agent's tree (SIGTERM, wait for its exit); `hung` is stamped with the "
+            "moment that exit was seen. Each step is a process wake-up, dearer under load; the runner change "
+            "that would shorten it is waking on the heartbeat file (inotify) and on the deadline itself "
+            "instead of on the check interval."
         )
     sc = h["scale"]
     if sc["met"] is False:
