@@ -117,6 +117,10 @@ class Store:
                     os.chmod(self.path, 0o600)
                 except OSError:
                     pass
+            if create or not self._has_schema():
+                # a `start` killed between sqlite's connect (which creates the file) and the schema's
+                # commit leaves an empty database: the next reader completes it rather than fail on
+                # "no such table" (found by chaos: crash_start at 0.15 s, then `list` exit 1)
                 self._retry(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
                 with self.tx() as db:
                     for stmt in SCHEMA.split(";"):
@@ -127,6 +131,10 @@ class Store:
             raise DispatchError(
                 "state_dir_unusable", f"cannot open state database {self.path}: {e}"
             ) from None
+
+    def _has_schema(self) -> bool:
+        q = "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN ('tasks','events')"
+        return bool(self._retry(lambda: self.db.execute(q).fetchone()[0] == 2))
 
     @staticmethod
     def _retry(fn: Any, attempts: int = 50) -> Any:

@@ -92,3 +92,16 @@ def test_concurrent_writers_exactly_one_terminal_wins(tmp_path):
     assert [e["state"] for e in s.events("race")].count(winners[0]) == 1
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT COUNT(*) FROM events WHERE task_id='race'").fetchone()[0] == 3
+
+
+def test_a_database_left_without_its_schema_is_completed_by_the_next_reader(tmp_path):
+    """`start` SIGKILLed after sqlite created the file but before the schema's commit (chaos crash_start
+    at 0.15 s) left a database with no tables; `list` then failed with "no such table: tasks"."""
+    path = tmp_path / "dispatch.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")  # what the killed start had done: the file, no schema
+    db.close()
+    store = Store(path, create=False)
+    assert store.get("t1") is None
+    row = {"task_id": "t1", "session": "s", "argv": ["true"], "task_dir": str(tmp_path), "run_marker": "m"}
+    assert store.insert(row) and store.get("t1")["state"] == states.STARTING
