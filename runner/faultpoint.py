@@ -24,6 +24,7 @@ POINTS = frozenset(
         "wrapper.after_intent",  # intent.json written, the agent not yet signalled
         "wrapper.after_kill",  # the agent ended and reaped, the exit record not yet written
         "wrapper.after_exit_record",  # exit.json written, the terminal state not yet recorded
+        "start.before_pipe",  # the wrapper acked and logpipe.wanted exists; pipe-pane not yet asked
         "start.before_go",  # the wrapper acked and the log pipe is on; "go" not yet sent
         "start.before_ack",  # the session (and its wrapper) is up; the ack not yet read
     }

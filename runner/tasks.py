@@ -294,6 +294,7 @@ class Runner:
         argv += pane_python("runner.logpipe", row["log_path"], str(tdir), nonce)
         wanted = tdir / "logpipe.wanted"  # the supervisor waits for this pipe's ack before it leaves
         os.close(os.open(wanted, os.O_WRONLY | os.O_CREAT, 0o600))  # empty: no content to write atomically
+        faultpoint.hit("start.before_pipe", self.env)
         try:
             self.tmux.pipe_pane(pane_id, shlex.join(argv))
         except TmuxError:

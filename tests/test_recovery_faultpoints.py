@@ -198,3 +198,20 @@ def test_start_killed_before_go_ends_the_task_at_once(sandbox):
     # the supervisor still flushes the log and closes the pane (the log pipe then reads EOF): nothing
     # of ours may remain
     settle(sandbox, 20)
+
+
+def test_start_killed_before_pipe_pane_lets_the_wrapper_go_at_once(sandbox):
+    """`start` dies after logpipe.wanted, before pipe-pane: the agent was never released, so there is
+    no log to wait for and the wrapper leaves at once. It used to wait LOGPIPE_START_WAIT (10 s) for a
+    pipe that never came: a chaos run under load found the wrapper and its session left behind."""
+    r = start(sandbox, "hp", "sleep", "30", env={"DISPATCH_FAULT_POINT": "start.before_pipe"})
+    assert r.rc == -9, (r.rc, r.err)
+    t = wait_for(
+        lambda: (s := row(sandbox, "hp"))["state"] not in ("starting", "running") and s, 30, "task ended"
+    )
+    assert (t["state"], t["reason"]) == ("failed", "start_abandoned"), dict(t)
+    wrapper = ProcessIdentity(t["wrapper_pid"], t["wrapper_start"])
+    wait_for(lambda: not wrapper.is_alive(), 30, "wrapper gone")
+    # without the fix the wrapper outlives the recorded end by the full 10 s, every time
+    assert time.time() - t["ended_at"] < 5, time.time() - t["ended_at"]
+    settle(sandbox, 20)
