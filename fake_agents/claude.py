@@ -285,6 +285,8 @@ class Claude:
             if self.args.prompt:
                 self.agent.record_prompt(os.fsencode(self.args.prompt), "argv", turn=1)
                 self.turn(os.fsencode(self.args.prompt), tui=True)
+                if self.max_turns and self.turns >= self.max_turns:
+                    return  # like a typed/pasted turn: FAKE_CLAUDE_TURNS counts the initial prompt too
             self.draw_box("")
             self.agent.journal.write("ready", session_id=self.session_id, bracketed_paste=True)
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,5 +201,23 @@ def choice(question: str, options: tuple[str, ...] = ("Red", "Blue"), final: str
             "questions": [{"question": question, "header": "Choice", "options": opts, "multiSelect": False}]
         }
         return Reply(tool=ToolCall(tool.name, args))
+
+    return script
+
+
+def held(inner: Script, gate: threading.Event, at: int = 2, limit: float = 300.0) -> Script:
+    """`inner`, except that its `at`-th task turn (side traffic not counted) waits for `gate` first (at
+    most `limit` s): the agent is provably mid-request while a test looks at it, not maybe between two."""
+    count = [0]
+    lock = threading.Lock()
+
+    def script(conv: Conversation) -> Reply:
+        if not side_traffic(conv):
+            with lock:
+                count[0] += 1
+                n = count[0]
+            if n == at:
+                gate.wait(limit)
+        return inner(conv)
 
     return script

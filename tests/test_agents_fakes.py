@@ -119,8 +119,10 @@ def test_prompt_submitted_completed_with_result(fx: Env, agent: str, opts: list[
 
 @pytest.mark.parametrize(("agent", "opts"), CASES, ids=IDS)
 def test_crash_detected(fx: Env, agent: str, opts: list[str]) -> None:
-    # an interactive session only ends (here: dies) after its turns; one turn, then SIGKILL
-    rc, doc = fx.run(agent, opts, flags="--work 0.3 --die KILL", FAKE_CLAUDE_TURNS="1")
+    # an interactive session only ends (here: dies) after its turns; one turn, then SIGKILL. Its result
+    # is complete `--work` before the kill: a grace shorter than that gap under load (0.5 s vs 0.3 s of
+    # work) let the wrapper end it first as succeeded/completed_by_result (the whole suite in bookworm).
+    rc, doc = fx.run(agent, opts, flags="--work 0.3 --die KILL", FAKE_CLAUDE_TURNS="1", DISPATCH_GRACE_S="10")
     assert rc == 1 and doc["state"] == "crashed" and doc["signal"] == 9, doc
 
 
@@ -183,13 +185,33 @@ def test_question_detected_and_answered(fx: Env, agent: str, opts: list[str]) ->
 
 
 def test_interactive_claude_submission_failure_is_said_clearly(fx: Env) -> None:
-    """A TUI that never shows its banner: run gives up at the deadline, says why, leaves nothing running."""
+    """A TUI that never shows its banner (the prompt pasted, the profile's `-- {prompt}` dropped): run
+    gives up at the deadline, says why, leaves nothing running."""
     Path(fx.env["DISPATCH_CONFIG"]).write_text(
-        "[agents.claude.modes.interactive]\nready = ['no such banner']\nready_timeout_s = 2\n"
+        "[agents.claude.modes.interactive]\nprompt = 'paste'\nready = ['no such banner']\nready_timeout_s = 2\n"
     )
     rc, doc = fx.run("claude", ["--interactive"])
     assert rc == 1 and doc["error"]["code"] == "not_delivered"
     assert "no ready banner" in doc["error"]["message"]
+    from runner.agents.backend import Runner
+
+    assert all(t["state"] == "stopped" for t in Runner(fx.env).list())
+
+
+def test_interactive_initial_prompt_never_taken_is_said_clearly(fx: Env) -> None:
+    """A TUI given the prompt as its initial argument (tui-argv) that shows its input box but never takes
+    it: one Enter, then run says so with the last screen, stops the task, exit 1."""
+    Path(fx.env["DISPATCH_CONFIG"]).write_text(
+        "[agents.tui]\ndefault_mode = 'interactive'\n[agents.tui.modes.interactive]\n"
+        "argv = ['sh', '-c', 'echo INPUT BOX; exec sleep 120', 'sh', '--', '{prompt}']\n"
+        "prompt = 'tui-argv'\nready = ['INPUT BOX']\nready_timeout_s = 2\nworking = ['never-shown']\n"
+        "submit_timeout_s = 1\n"
+    )
+    rc, doc = fx.run("tui", [])
+    assert rc == 1 and doc["error"]["code"] == "not_delivered", doc
+    assert (
+        "initial prompt was not taken" in doc["error"]["message"] and "INPUT BOX" in doc["error"]["message"]
+    )
     from runner.agents.backend import Runner
 
     assert all(t["state"] == "stopped" for t in Runner(fx.env).list())

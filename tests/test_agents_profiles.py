@@ -47,10 +47,31 @@ def test_claude_batch_argv(env: dict[str, str], paths: plans.AgentPaths) -> None
     assert "runner.agents.hook result" in cmd and cmd.endswith("|| true")
 
 
-def test_claude_interactive_is_pasted(env: dict[str, str], paths: plans.AgentPaths) -> None:
-    p = plans.build(load("claude", env), prompt=b"x", paths=paths)
-    assert p.mode == "interactive" and p.prompt_delivery == "paste"
-    assert agent_argv(p.argv) == ["claude", "--settings", str(paths.settings)]
+def test_claude_interactive_prompt_is_the_initial_argument(
+    env: dict[str, str], paths: plans.AgentPaths
+) -> None:
+    """Measured against the real TUI (docs/agents.md): `claude -- PROMPT` keeps TAB, 64 KiB, a leading
+    `-` and the trailing newline, which a paste did not; a TUI all the same (recorded pty, hooks)."""
+    prompt = b"-dash\tTAB\n@at {prompt} $(x)\n"
+    p = plans.build(
+        load("claude", env), prompt=prompt, paths=paths, extra=["--permission-mode", "acceptEdits"]
+    )
+    assert p.mode == "interactive" and p.prompt_delivery == "tui-argv"
+    argv = p.argv[p.argv.index("claude") :]
+    assert argv == ["claude", "--settings", str(paths.settings), "--permission-mode", "acceptEdits", "--",
+                    prompt.decode()]  # fmt: skip
+    assert "--record" in p.argv and "--interactive" in p.settings["hooks"]["Stop"][0]["hooks"][0]["command"]
+
+
+def test_claude_interactive_too_long_for_an_argument_is_pasted(
+    env: dict[str, str], paths: plans.AgentPaths
+) -> None:
+    p = plans.build(load("claude", env), prompt=b"x" * (plans.MAX_ARGV_PROMPT + 1), paths=paths)
+    assert p.prompt_delivery == "paste" and agent_argv(p.argv) == [
+        "claude",
+        "--settings",
+        str(paths.settings),
+    ]
 
 
 def test_codex_is_teed_and_prompt_is_one_argument(env: dict[str, str], paths: plans.AgentPaths) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from typing import Any
 
 import psutil
 import pytest
-from test_runner_support import end_tasks, wait_for
+from test_runner_support import end_tasks, sessions, wait_for
 
 from conformance.isolation import Sandbox
 from mock_model import agents, script
@@ -204,6 +205,26 @@ def test_hostile_prompt_arrives_byte_for_byte(real: Real) -> None:
 
 
 @pytest.mark.parametrize("real", ["claude"], indirect=True)
+def test_claude_interactive_hostile_prompt_arrives_exact_but_cr(real: Real) -> None:
+    """The TUI gets the prompt as its initial argument (`claude ... -- PROMPT`, tui-argv): it arrives whole
+    and unwrapped, TAB and 64 KiB included (a paste turned TAB into spaces and wrapped it in
+    <pasted_content>); the one change is Claude's own CR -> LF on every prompt surface (it says "Removed 1
+    invisible character from the launch prompt"; measured, docs/agents.md). The canary never runs."""
+    preanswer(real)
+    real.mock.script = script.text("HOSTILE-OK")
+    t0 = time.monotonic()
+    doc = real.run(HOSTILE, mode="interactive")
+    took = time.monotonic() - t0
+    assert doc["_rc"] == 0 and doc["state"] == "succeeded", explain(doc, real)
+    assert doc["agent"]["prompt_delivery"] == "tui-argv", doc["agent"]
+    want = HOSTILE.replace(b"\r", b"\n").decode()
+    assert want in real.mock.user_texts(), [t[:80] for t in real.mock.user_texts()]  # the whole text part
+    for where in (real.proj, real.sb.workdir, real.sb.root):
+        assert not (where / "CANARY").exists() and not (where / "CANARY2").exists()
+    print(f"claude interactive: hostile prompt ({len(HOSTILE)} bytes) delivered and answered in {took:.1f}s")
+
+
+@pytest.mark.parametrize("real", ["claude"], indirect=True)
 def test_claude_permission_denial_without_write_access_is_surfaced(real: Real) -> None:
     real.mock.script = script.write_file("nope.txt", "x", "TRIED", prefer="write")
     doc = real.run(b"Create nope.txt\n")
@@ -318,7 +339,10 @@ def test_claude_first_run_screen_reported_fast(real: Real, first: str) -> None:
         shown = seen.result()
         timer.cancel()
     doc = json.loads(cp.stdout)
-    assert cp.returncode == 1 and doc["error"]["code"] == "not_delivered", (doc, cp.stderr[-2000:])
+    assert cp.returncode == 1 and doc.get("error", {}).get("code") == "not_delivered", (
+        doc,
+        cp.stderr[-3000:],
+    )
     msg = doc["error"]["message"]
     assert f"first-run screen '{first}'" in msg and 'first_run = "preanswer"' in msg, msg
     # reported when the screen shows, not after the 60 s ready timeout: within 5 s of it being drawn
@@ -329,6 +353,64 @@ def test_claude_first_run_screen_reported_fast(real: Real, first: str) -> None:
         f"first-run screen {first!r}: drawn {(shown or done) - t0:.1f}s after run started, reported {lag:.1f}s later"
     )
     assert lag < 5.0, lag
+    assert not real.mock.task_requests()
+
+
+def gated_claude(r: Real) -> tuple[Path, Path]:
+    """The real `claude` behind a gate: a shim first on PATH says it is waiting (a file), blocks on a FIFO
+    until the test opens it, then execs the real CLI. Returns (waiting file, gate FIFO)."""
+    d = r.sb.root / "gate-bin"
+    d.mkdir()
+    waiting, gate = r.sb.root / "gate.waiting", r.sb.root / "gate.fifo"
+    os.mkfifo(gate)
+    shim = d / "claude"
+    shim.write_text(f"#!/bin/sh\n: > '{waiting}'\nread _ < '{gate}'\nexec '{BIN / 'claude'}' \"$@\"\n")
+    shim.chmod(0o755)
+    r.env["PATH"] = f"{d}{os.pathsep}{r.env['PATH']}"
+    return waiting, gate
+
+
+@pytest.mark.parametrize("real", ["claude"], indirect=True)
+def test_claude_connectivity_reported_when_it_exited_before_run_looked(real: Real) -> None:
+    """CI under load: Claude drew its connectivity screen and exited between two looks of `run` at the
+    pane; `run` then judged the exit from its logs, missed the screen and reported the task as taken
+    (failed/exited, delivery "submitted"). Forced here: `run` is frozen (SIGSTOP) while Claude starts,
+    draws and exits, and continued once the runner filed the exit and the session is gone. The report must come from what the
+    pane printed (the raw recording), and an exit before the prompt was taken is never "submitted"."""
+    waiting, gate = gated_claude(real)
+    real.mock.script = script.text("never reached")
+    pf = real.sb.root / "p.txt"
+    pf.write_bytes(b"hello\n")
+    args = [PY, "-m", "runner.agents", "run", "--json", "--agent", "claude", "--interactive", "--task-id", "f2",
+            "--prompt-file", str(pf), "--cwd", str(real.proj), "--timeout", "120"]  # fmt: skip
+    proc = subprocess.Popen(args, env=real.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=real.sb.workdir)  # fmt: skip
+    stopped = False
+    try:
+        wait_for(
+            lambda: waiting.exists() or proc.poll() is not None, 60, "the agent's start (the gate's shim)"
+        )
+        assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGSTOP)  # `run` cannot look at the pane from here on
+        stopped = True
+        with open(gate, "w") as g:  # Claude starts: connectivity check, its screen, exit
+            g.write("go\n")
+        exit_record = real.sb.state_dir / "tasks" / "f2" / "exit.json"
+        wait_for(exit_record.exists, 60, "Claude's exit, filed by the runner")
+        wait_for(lambda: not sessions(real.sb), 60, "the agent's session to end")  # its pane went with it
+        raw = (real.sb.state_dir / "agents" / "f2" / screen.RECORDING).read_bytes()  # words placed by
+        assert re.search(rb"Unable\S*to\S*connect\S*to\S*Anthropic", raw), raw  # cursor moves: not rendered
+    finally:
+        if stopped:
+            os.kill(proc.pid, signal.SIGCONT)
+    t0 = time.monotonic()
+    out, err = proc.communicate(timeout=200)
+    lag = time.monotonic() - t0
+    doc = json.loads(out)
+    assert proc.returncode == 1 and doc.get("error", {}).get("code") == "not_delivered", (doc, err[-3000:])
+    msg = doc["error"]["message"]
+    assert "first-run screen 'connectivity'" in msg and 'first_run = "preanswer"' in msg, msg
+    assert lag < 5.0, lag  # judged from the filed recording at once, no ready-banner timeout
     assert not real.mock.task_requests()
 
 
@@ -579,21 +661,17 @@ def still_alive(procs: list[tuple[int, float, str]]) -> list[tuple[int, float, s
     return alive
 
 
-@pytest.mark.parametrize("real", ["codex"], indirect=True)
-def test_codex_tui_stop_mid_task_leaves_nothing(real: Real) -> None:
-    """Every process the task's wrapper has below it mid-stream (the wrapper is a subreaper: a detached
-    daemon re-parents to it), and every process carrying the task's env marker, is gone after `stop`."""
-    before = daemon_dir_entries()
-    real.mock.script = script.slow("a very long answer " * 50, seconds=600, chunks=200)
-    proc = start_codex_tui(real, "ct1", b"Take your time.\n")
+def stop_mid_stream(r: Real, proc: subprocess.Popen, task_id: str, agent: str) -> tuple[list, float]:
+    """Once the mock streams to `proc`'s TUI task, `stop` it; assert the task and the `run` both say
+    `stopped`, nothing below the wrapper and no sandbox resource is left. Returns the tree and stop's time."""
     try:
-        assert real.mock.wait_for(lambda rs: any(x.conversation and x.conversation.tools for x in rs),
-                                  RUN_TIMEOUT), proc.stderr  # fmt: skip
-        row = wait_for(lambda: next((r for r in task_rows(real) if r["task_id"] == "ct1"), None), 60, "row")
+        assert r.mock.wait_for(lambda rs: any(x.conversation and x.conversation.tools for x in rs),
+                               RUN_TIMEOUT), proc.stderr  # fmt: skip
+        row = wait_for(lambda: next((x for x in task_rows(r) if x["task_id"] == task_id), None), 60, "row")
         tree = tree_of(row["wrapper_pid"])
-        assert any("codex" in c for _, _, c in tree), tree
+        assert any(agent in c for _, _, c in tree), tree
         t0 = time.monotonic()
-        cp = subprocess.run([PY, "-m", "runner.cli", "stop", "ct1", "--json"], env=real.env,
+        cp = subprocess.run([PY, "-m", "runner.cli", "stop", task_id, "--json"], env=r.env,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
         took = time.monotonic() - t0
         out, err = proc.communicate(timeout=120)
@@ -604,11 +682,20 @@ def test_codex_tui_stop_mid_task_leaves_nothing(real: Real) -> None:
     assert cp.returncode == 0 and json.loads(cp.stdout)["state"] == "stopped", cp.stdout + cp.stderr
     assert json.loads(out)["state"] == "stopped", err[-2000:]
     assert not still_alive(tree), still_alive(tree)
-    leaks = real.sb.leaks()
+    leaks = r.sb.leaks()
     assert not leaks, leaks
-    assert daemon_dir_entries() <= before  # no app-server socket of ours in the real /tmp
     assert took < STOP_BOUND_S, f"stop took {took:.1f}s"
-    print(f"codex TUI: stop took {took:.1f}s; {len(tree)} processes below the wrapper, none left")
+    return tree, took
+
+
+@pytest.mark.parametrize("real", ["codex"], indirect=True)
+def test_codex_tui_stop_mid_task_leaves_nothing(real: Real) -> None:
+    """Every process the task's wrapper has below it mid-stream (the wrapper is a subreaper: a detached
+    daemon re-parents to it), and every process carrying the task's env marker, is gone after `stop`."""
+    before = daemon_dir_entries()
+    real.mock.script = script.slow("a very long answer " * 50, seconds=600, chunks=200)
+    stop_mid_stream(real, start_codex_tui(real, "ct1", b"Take your time.\n"), "ct1", "codex")
+    assert daemon_dir_entries() <= before  # no app-server socket of ours in the real /tmp
 
 
 def task_rows(r: Real) -> list[dict[str, Any]]:
@@ -621,7 +708,8 @@ def task_rows(r: Real) -> list[dict[str, Any]]:
 def test_opencode_retrying_shows_as_live_state_then_fails(real: Real) -> None:
     """opencode 1.18 retries a 529 silently on stdout for 31-57 s (measured); its ERROR log lines
     (--print-logs, in the pane) make the live state `retrying`, and giving up makes the task fail."""
-    real.mock.script = script.error(529)
+    gate = threading.Event()  # its 2nd attempt waits here: the live look happens mid-retry, every time
+    real.mock.script = script.held(script.error(529), gate, at=2)
     pf = real.sb.root / "p.txt"
     pf.write_bytes(b"Say hi.\n")
     args = [PY, "-m", "runner.agents", "run", "--json", "--agent", "opencode", "--batch", "--task-id", "o1",
@@ -633,13 +721,18 @@ def test_opencode_retrying_shows_as_live_state_then_fails(real: Real) -> None:
             lambda: (meta(real, "o1").get("retrying") or {}).get("message"), RUN_TIMEOUT, "retrying"
         )
         assert "AI_APICallError" in got and "Overloaded" in got, got
+        held = real.mock.wait_for(lambda rs: sum(1 for r in rs if r.conversation and r.conversation.tools) >= 2,
+                                  RUN_TIMEOUT)  # fmt: skip
+        assert held, "opencode never retried the 529"
         cp = subprocess.run([PY, "-m", "runner.cli", "list", "--live", "--json"], env=real.env,
                             capture_output=True, text=True, timeout=60)  # fmt: skip
         row = next(r for r in json.loads(cp.stdout) if r["task_id"] == "o1")
         # the live row reads the screen again: between two attempts the error line may have scrolled
         assert row["live_state"] in ("retrying", "running") and row["state"] == "running", row
+        gate.set()
         out, err = proc.communicate(timeout=RUN_TIMEOUT + 60)
     finally:
+        gate.set()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -712,3 +805,65 @@ def test_codex_tui_question_send_continues(real: Real) -> None:
     doc = json.loads(out)
     assert doc["state"] == "succeeded" and "PAINTED" in json.dumps(doc["result"]), (doc, err[-2000:])
     assert real.mock.saw_text("blue") and meta(real, "cq1").get("needs_input") is None
+
+
+# -- Claude's interactive TUI: the §2 scenarios the batch rows above cover for `claude -p` ------------------
+
+
+@pytest.mark.parametrize("real", ["claude"], indirect=True)
+def test_claude_interactive_tool_write_lands_in_cwd(real: Real) -> None:
+    preanswer(real)
+    content = "written by the claude TUI through its own tool\n"
+    real.mock.script = script.write_file("made-by-agent.txt", content, "WROTE-IT", prefer="write")
+    doc = real.run(b"Create made-by-agent.txt please.\n", *WRITE_ARGS["claude"], mode="interactive")
+    assert doc["_rc"] == 0 and doc["state"] == "succeeded", explain(doc, real)
+    made = real.proj / "made-by-agent.txt"
+    assert made.exists() and made.read_text() == content, explain(doc, real)
+    assert not (real.sb.workdir / "made-by-agent.txt").exists()  # not where `run` was called from
+    assert "WROTE-IT" in json.dumps(doc["result"])
+
+
+@pytest.mark.parametrize("real", ["claude"], indirect=True)
+def test_claude_interactive_stop_mid_task_leaves_nothing(real: Real) -> None:
+    """The TUI under its pty relay (ptyrec): every process below the task's wrapper mid-stream, and every
+    process carrying the task's marker, is gone after `stop`."""
+    preanswer(real)
+    real.mock.script = script.slow("a very long answer " * 50, seconds=600, chunks=200)
+    proc = start_claude_interactive(real, "cs1", b"Take your time.\n")
+    tree, took = stop_mid_stream(real, proc, "cs1", "claude")
+    print(f"claude TUI: stop took {took:.1f}s; {len(tree)} processes below the wrapper, none left")
+
+
+@pytest.mark.parametrize("real", ["claude", "codex"], indirect=True)
+def test_tui_resume_continues_the_same_conversation(real: Real) -> None:
+    """An interactive task's latest native id (Claude's hooks, the Codex TUI's notify hook) is what `resume`
+    continues (Codex as `codex exec resume`), with the run's flags."""
+    if real.cli == "claude":
+        preanswer(real)
+    real.mock.script = script.history()
+    first = real.run(b"Remember the word PELICAN.\n", *WRITE_ARGS[real.cli], mode="interactive")
+    assert first["state"] == "succeeded" and first["agent"]["native_id"], explain(first, real)
+    doc = real.agents("resume", first["task_id"], "--prompt", "What was the word?", "--json",
+                      "--timeout", str(RUN_TIMEOUT))  # fmt: skip
+    assert doc["state"] == "succeeded", explain(doc, real)
+    argv = meta(real, doc["task_id"]).get("argv") or []
+    flags = WRITE_ARGS[real.cli]
+    assert any(argv[i : i + len(flags)] == flags for i in range(len(argv))), argv
+    last = real.mock.task_requests()[-1].conversation
+    assert last is not None
+    texts = last.user_texts()
+    assert any("PELICAN" in t for t in texts) and any("What was the word?" in t for t in texts), texts
+
+
+@pytest.mark.parametrize("real", ["codex"], indirect=True)
+def test_codex_tui_tool_write_lands_in_cwd(real: Real) -> None:
+    before = daemon_dir_entries()
+    content = "written by the codex TUI through its own tool\n"
+    real.mock.script = script.write_file("made-by-agent.txt", content, "WROTE-IT", prefer="shell")
+    doc = real.run(b"Create made-by-agent.txt please.\n", *WRITE_ARGS["codex"], mode="interactive")
+    assert doc["_rc"] == 0 and doc["state"] == "succeeded", explain(doc, real)
+    made = real.proj / "made-by-agent.txt"
+    assert made.exists() and made.read_text() == content, explain(doc, real)
+    assert not (real.sb.workdir / "made-by-agent.txt").exists()  # not where `run` was called from
+    assert "WROTE-IT" in json.dumps(doc["result"])
+    assert daemon_dir_entries() <= before

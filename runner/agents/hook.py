@@ -168,9 +168,11 @@ def handle(
     if kind in ("heartbeat", "submitted") and agent_dir is not None:
         # the agent works again (the user answered, a permitted tool ran): it no longer waits for input
         (agent_dir / "attention.json").unlink(missing_ok=True)
-    if kind == "submitted" and agent_dir is not None:
+    if agent_dir is not None and (
+        kind == "submitted" or (kind in ("result", "failure") and not (agent_dir / "submitted.json").exists())
+    ):  # a finished turn took a prompt too (a TUI's initial-argument prompt is waited on with this)
         write_json(agent_dir / "submitted.json", {"mono": time.monotonic(), "wall": time.time()})
-    elif kind == "attention" and agent_dir is not None:
+    if kind == "attention" and agent_dir is not None:
         write_json(agent_dir / "attention.json", {"message": inp.get("message"), "wall": time.time()})
     elif kind == "failure":
         failure(agent_dir, inp, interactive)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.agents.profiles import Profile, ProfileError, expand
+from runner.agents.profiles import TUI_PROMPTS, Profile, ProfileError, expand
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 # one argv element may hold at most MAX_ARG_STRLEN (128 KiB on Linux); stay well below it
@@ -193,7 +193,7 @@ def wrap(profile: Profile, argv: list[str], delivery: str, paths: AgentPaths) ->
     notes = ["runner.agents.launch sets PWD to the working directory and execs the agent (same PID)"]
     if delivery == "stdin":
         notes.append("prompt on stdin from the runner's private copy (byte for byte)")
-    tui = delivery == "paste"
+    tui = delivery in TUI_PROMPTS
     argv = [*launcher(profile, delivery, paths.screen if tui else None), *argv]
     if tui:
         notes.append(
@@ -208,6 +208,15 @@ def wrap(profile: Profile, argv: list[str], delivery: str, paths: AgentPaths) ->
         ]  # fmt: skip
         notes.append("JSON events teed: each one beats the heartbeat; the session id is kept for resume")
     return argv, notes
+
+
+def without_prompt(template: Sequence[str]) -> tuple[str, ...]:
+    """A TUI argv whose initial-argument prompt (`-- {prompt}`) is pasted instead: both elements dropped."""
+    out = list(template)
+    while "{prompt}" in out:
+        i = out.index("{prompt}")
+        del out[i - 1 if i and out[i - 1] == "--" else i : i + 1]
+    return tuple(out)
 
 
 def build(
@@ -241,7 +250,11 @@ def build(
         values[profile.resume_id] = resume_id
         # the resume argv carries the prompt as an argument, else stdin (every resumable CLI reads it)
         delivery = "argv" if "{prompt}" in template else "stdin"
-    if delivery == "argv":
+    if delivery == "tui-argv" and (len(prompt) > MAX_ARGV_PROMPT or b"\0" in prompt):
+        delivery = "paste"  # too long for one argument: the TUI gets it pasted instead (docs/agents.md)
+    if delivery == "paste":
+        template = without_prompt(template)
+    if delivery in ("argv", "tui-argv"):
         values["prompt"] = prompt_text(prompt)
     try:
         argv = expand(template, values)
@@ -252,7 +265,7 @@ def build(
             "bad_argv", f"agent {profile.name!r} needs a command: run --agent {profile.name} -- ARGV..."
         )
     argv, notes = wrap(profile, argv, delivery, paths)
-    interactive = m.prompt == "paste" and resume_id is None
+    interactive = m.prompt in TUI_PROMPTS and resume_id is None
     settings = claude_settings(paths.root, interactive) if profile.hooks == "claude" else None
     return Plan(
         agent=profile.name,

@@ -22,7 +22,10 @@ else:  # pragma: no cover - 3.10 only
     import tomli as tomllib
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "profiles"
-PROMPT_MODES = ("argv", "stdin", "file", "paste")
+PROMPT_MODES = ("argv", "stdin", "file", "paste", "tui-argv")
+# a TUI on a pty of ours, the prompt pasted into it or given as its initial argument (`{prompt}`, Claude
+# Code: measured to keep more of a hostile prompt than a paste, docs/agents.md); both wait until it is taken
+TUI_PROMPTS = ("paste", "tui-argv")
 HOOK_KINDS = ("none", "claude")
 EVENT_KINDS = ("none", "codex-jsonl", "opencode-json", "pi-json")
 # Claude's first-run screens: only report them (with the fix), or pre-answer them (an explicit opt-in)
@@ -104,13 +107,13 @@ def _mode(mname: str, md: Any, where: str) -> Mode:
         raise ProfileError(f"{mw}.argv: empty")
     _check_template(argv, f"{mw}.argv")
     prompt = _choice(md.get("prompt", "argv"), PROMPT_MODES, f"{mw}.prompt")
-    if prompt == "argv" and "{prompt}" not in argv:
-        raise ProfileError(f"{mw}: prompt = 'argv' needs a {{prompt}} element in argv")
+    if prompt in ("argv", "tui-argv") and "{prompt}" not in argv:
+        raise ProfileError(f"{mw}: prompt = '{prompt}' needs a {{prompt}} element in argv")
     ready = _tuple_of_str(md.get("ready", []), f"{mw}.ready")
     working = _tuple_of_str(md.get("working", []), f"{mw}.working")
     _check_regexes(ready + working, mw)
-    if prompt == "paste" and not ready:
-        raise ProfileError(f"{mw}: prompt = 'paste' needs ready patterns (the TUI's banner)")
+    if prompt in TUI_PROMPTS and not ready:
+        raise ProfileError(f"{mw}: prompt = '{prompt}' needs ready patterns (the TUI's banner)")
     return Mode(
         argv=argv,
         prompt=prompt,

@@ -24,12 +24,13 @@ from runner.agents import pane as panes
 from runner.agents import plan as plans
 from runner.agents.backend import Backend, is_terminal
 from runner.agents.hook import asks_user
-from runner.agents.profiles import Profile, ProfileError, load
+from runner.agents.profiles import TUI_PROMPTS, Profile, ProfileError, load
 from runner.atomicio import ensure_dir, write_atomic, write_json
 from runner.contract import DispatchError
 
 WAIT_STEP_S = 0.5
 ON_DONE_TIMEOUT_S = 60.0
+LOG_SETTLE_S = 15.0  # an agent that ended before taking its prompt: how long its log may take to be filed
 NEEDS_INPUT = "needs_input"
 
 
@@ -244,7 +245,7 @@ def launch(
         raise
     launched = Launched(task_id, profile, plan, paths, start, meta=meta)
     say(f"{task_id}: started {profile.name} ({plan.mode}) in tmux session {start.get('session')}")
-    if plan.prompt_delivery == "paste":
+    if plan.prompt_delivery in TUI_PROMPTS:
         launched.delivery = deliver(launched, runner, say)
         update_meta(paths, delivery=_delivery_json(launched.delivery))
         if not launched.delivery.ok and stop_on_failed_delivery:
@@ -262,21 +263,36 @@ def _delivery_json(d: panes.Delivery | None) -> dict[str, Any] | None:
 
 
 def deliver(launched: Launched, runner: Backend, say: Callable[[str], None]) -> panes.Delivery:
-    """Paste the prompt into the interactive agent and confirm it was taken (one retry, then say so)."""
+    """Paste the prompt into the interactive agent (or wait for its initial-argument prompt) and confirm
+    it was taken (one retry, then say so)."""
     session = launched.start.get("session")
-    pane = runner.pane_of(session) if session else None
-    if pane is None:
+    if not session:
         return panes.Delivery(False, "ready", "the agent's tmux session is already gone")
-    _, mode = launched.profile.mode(launched.plan.mode)
     tmux = runner.tmux()
 
     def alive() -> bool:
-        return runner.pane_of(session) is not None
+        return panes.session_alive(tmux, session)
 
-    d = panes.deliver_paste(
-        tmux, pane, launched.paths.prompt, launched.paths.prompt.read_bytes(), mode,
-        submitted_marker=launched.paths.submitted, alive=alive,
-    )  # fmt: skip
+    _, mode = launched.profile.mode(launched.plan.mode)
+
+    def settled() -> object:  # an agent that ended before taking the prompt: its log is filed on return
+        return runner.wait(launched.task_id, LOG_SETTLE_S)
+
+    pane = panes.wait_pane(lambda: runner.pane_of(session), alive, LOG_SETTLE_S)
+    if pane is None:  # it ended before we first looked: what it printed says why (a first-run screen)
+        ok, step, msg = panes.judge_ended(tmux, "", launched.paths.prompt, mode, launched.paths.submitted,
+                                          settled)  # fmt: skip
+        d = panes.Delivery(ok, step, f"the agent's tmux session is already gone: {msg}")
+    elif launched.plan.prompt_delivery == "tui-argv":
+        d = panes.deliver_initial(
+            tmux, pane, launched.paths.prompt, mode, submitted_marker=launched.paths.submitted, alive=alive,
+            asking=launched.profile.needs_input, settled=settled,
+        )  # fmt: skip
+    else:
+        d = panes.deliver_paste(
+            tmux, pane, launched.paths.prompt, launched.paths.prompt.read_bytes(), mode,
+            submitted_marker=launched.paths.submitted, alive=alive, settled=settled,
+        )  # fmt: skip
     for line in d.log:
         say(f"{launched.task_id}: {line}")
     if not d.ok:
@@ -505,7 +521,7 @@ def ended_asking(
     result = task.get("result")
     last = result.get("last_message") if isinstance(result, dict) else None
     q = asks_user(last if isinstance(last, str) else None)
-    if meta.get("prompt_delivery") == "paste" or not q:
+    if meta.get("prompt_delivery") in TUI_PROMPTS or not q:
         return
     update_meta(paths, needs_input={"question": q, "wall": time.time(), "answer_with": "resume"})
     w.live, w.question = NEEDS_INPUT, q

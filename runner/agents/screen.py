@@ -13,6 +13,10 @@ from pathlib import Path
 # CSI sequences pyte does not know and would print the final byte of (kitty keyboard `CSI > 5 u`,
 # `CSI < u`, XTVERSION `CSI > 0 q`, DECRQM `CSI ? 2026 $ p`): terminal plumbing, no text
 _UNKNOWN_CSI = re.compile(rb"\x1b\[[<=>][0-9;]*[ -/]*[@-~]|\x1b\[\?[0-9;]*[ -/]+[@-~]")
+# string sequences (DCS, SOS, PM, APC) are terminal plumbing too, and pyte prints their payload: Claude's
+# background-colour query wrapped for tmux (`ESC P tmux; ESC ESC ] 11;? BEL ESC \`, ESCs doubled inside)
+# came out as "tUnable1to connect", over the first-run screen's words. Up to ST; a lone ESC ends a cut one.
+_STRING_SEQ = re.compile(rb"\x1b[PX^_](?:[^\x1b]|\x1b\x1b)*(?:\x1b\\)?")
 _ESC = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 
@@ -21,10 +25,10 @@ def render(raw: bytes, columns: int = 200, lines: int = 60, history: int = 0) ->
     try:
         import pyte
     except ImportError:  # pragma: no cover - pyte is a dependency; keep logs readable without it
-        return _ESC.sub(b"", raw).decode(errors="replace")
+        return _ESC.sub(b"", _STRING_SEQ.sub(b"", raw)).decode(errors="replace")
     screen = pyte.HistoryScreen(columns, lines, history=history or 10 * lines)
     stream = pyte.ByteStream(screen)
-    stream.feed(_UNKNOWN_CSI.sub(b"", raw))
+    stream.feed(_UNKNOWN_CSI.sub(b"", _STRING_SEQ.sub(b"", raw)))
     rows = [_row(line, columns) for line in screen.history.top] + [r.rstrip() for r in screen.display]
     text = "\n".join(rows)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
