@@ -75,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="REV",
         help="the revision the agent part compares against (default: before the agent-layer redesign)",
     )
+    p.add_argument(
+        "--start-before",
+        default=None,
+        metavar="REV",
+        help="also run the reference at REV in the start part's rounds (before/after side by side)",
+    )
+    p.add_argument(
+        "--start-install",
+        choices=("wheel", "editable", "both"),
+        default=None,
+        help="which `dispatch` the start part times as ours: this tree's wheel in a private venv (as a "
+        "user's pip install has it; the headline), the dev checkout's editable install, or both in the "
+        "same rounds (wheel = ours, editable beside it; the default, --quick: editable)",
+    )
     p.add_argument("--from-json", default=None, metavar="FILE", help="only regenerate the page and plots")
     p.add_argument(
         "--reuse",
@@ -117,9 +131,14 @@ def _rev() -> str:
     import subprocess
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
+        try:
+            return subprocess.run(
+                ["git", "-C", str(REPO), *args], capture_output=True, text=True
+            ).stdout.strip()
+        except OSError:  # no git installed (a platform container): the measurement stands without its rev
+            return ""
 
-    rev = git("rev-parse", "--short", "HEAD")
+    rev = git("rev-parse", "--short", "HEAD") or "unknown"
     return rev + ("+dirty" if git("status", "--porcelain", "--", "runner") else "")
 
 
@@ -182,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed_default_poll": opts.seed_default_poll or (2.0 if q else 60.0),
         "seed_poll": opts.seed_poll,
         "idle_defaults_n": opts.idle_defaults_n or (2 if q else 100),
+        "start_install": opts.start_install or ("editable" if q else "both"),
     }
     parts = {x.strip() for x in opts.only.split(",") if x.strip()}
     if opts.suite:
@@ -211,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bench: {cfg} parts={sorted(parts)}; busy: {res['meta']['others'] or 'nothing else'}")
     if "start" in parts:
         log("start latency")
-        res["start"] = start.run(cfg["start_runs"], cfg["seed_poll"], log)
+        res["start"] = start.run(
+            cfg["start_runs"], cfg["seed_poll"], log, opts.start_before, cfg["start_install"]
+        )
     if "detect" in parts:
         log("detection latency")
         res["detect"] = detect.run(

@@ -378,7 +378,8 @@ def _start_split(st: dict[str, Any]) -> list[str]:
         "step: a long-lived per-server supervisor that forks a per-task supervisor (its pages shared), with "
         "`start` talking to it over a socket: only the CLI's own interpreter and the agent's remain on the "
         "path. Not done in this round: it changes who owns the pane's process, and every recovery path "
-        "(reap, lost supervisor, duplicate wrapper) with it."
+        "(reap, lost supervisor, duplicate wrapper) with it. (This describes the code as measured here; "
+        "the start cuts made after it, and their before/after, are in the start section above.)"
     )]  # fmt: skip
     return rows
 

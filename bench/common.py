@@ -26,6 +26,7 @@ from conformance.known_bad import KNOWN_BAD
 from fake_agents import journal
 from runner.contract import TERMINAL, reference_command
 
+REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 FAKE_AGENT = str(VENV_BIN / "fake-agent") if (VENV_BIN / "fake-agent").exists() else "fake-agent"
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"

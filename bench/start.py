@@ -12,6 +12,12 @@ Floors, measured in the same sandbox the same way:
 Rounds are interleaved (floor, ours, seed, floor, ...) so all three see the same background load.
 "warm" runs keep one holder session on the socket (a tmux server is up, as in real use); "cold" runs
 use a fresh socket each time, so the call also pays for starting the tmux server.
+
+Which `dispatch` is "ours" (`install`): "wheel" (the default) is this tree built as a wheel and installed
+in a private venv, bytecode compiled, as a user's `pip install` has it (bench/installed.py); "editable" is
+the dev checkout's own `dispatch` (an editable install: `site` starts setuptools' finder first); "both"
+measures the wheel as "ours" and the editable one as "editable" in the same rounds. The headline is
+"ours". A `before` revision is installed the same way as "ours".
 """
 
 from __future__ import annotations
@@ -21,8 +27,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import FAKE_AGENT, TMUX, Bench, new_id, ours, seed, wait_journal
+from bench.common import FAKE_AGENT, REPO, TMUX, Bench, Target, new_id, ours, seed, wait_journal
+from bench.installed import Installed
 from bench.stats import summary
+from runner.contract import reference_command
+
+INSTALLS = ("wheel", "editable", "both")
 
 JOURNAL_WAIT = 30.0
 
@@ -139,20 +149,44 @@ def _dispatcher_step(b: Bench, i: int, warm: bool, out: dict[str, list[float]]) 
     return True
 
 
-def interleaved(runs: int, warm: bool, seed_poll: float, log: Callable[[str], None]) -> dict[str, Any]:
-    """floor, ours, seed, floor, ours, seed, ...: all three see the same background load."""
+def wheel_target(name: str, inst: Installed) -> Target:
+    """`dispatch` of an installed copy; PYTHONPATH emptied so a caller's cannot put a checkout first."""
+    inst.check()
+    return Target(name, [str(inst.dispatch)], {"PYTHONPATH": ""})
+
+
+def before(rev: str, keep: list[Installed] | None = None) -> Target:
+    """The reference at an earlier revision (a git worktree). With `keep` (a list the caller closes):
+    installed from its wheel, as "ours" is. Without: run as `python -P -m runner.cli` with the worktree
+    (bytecode precompiled) on PYTHONPATH: -P keeps the caller's cwd (this checkout) off sys.path, so the
+    worktree's code runs, and its wrapper (PYTHONPATH from its own package root) too."""
+    from bench.agent_cost import precompile, worktree
+
+    root = worktree(rev)
+    if keep is not None:
+        keep.append(Installed(root, "before"))
+        return wheel_target("before", keep[-1])
+    precompile(root)
+    cmd = reference_command(installed=False)  # [python, -m, runner.cli]; -P right after the interpreter
+    return Target("before", [cmd[0], "-P", *cmd[1:]], {"PYTHONPATH": str(root)})
+
+
+def interleaved(
+    runs: int, warm: bool, seed_poll: float, log: Callable[[str], None], targets: dict[str, Target]
+) -> dict[str, Any]:
+    """floor, ours, seed, floor, ours, seed, ...: all see the same background load (`targets`: ours,
+    seed, and when measured the editable copy and the reference at an earlier revision, "before")."""
     keys = ("call_to_agent", "call_to_running", "call_to_starting", "returned_to_agent", "call_duration")
-    raw: dict[str, dict[str, list[float]]] = {
-        "floor": {"tmux_spawn": [], "spawn": [], "tmux_call": []},
-        "ours": {k: [] for k in keys},
-        "seed": {k: [] for k in keys},
-    }
-    refused = {"ours": 0, "seed": 0}
-    benches = {"floor": Bench(ours()), "ours": Bench(ours()), "seed": Bench(seed(seed_poll))}
+    who_all = tuple(targets)
+    raw: dict[str, dict[str, list[float]]] = {"floor": {"tmux_spawn": [], "spawn": [], "tmux_call": []}}
+    raw.update({who: {k: [] for k in keys} for who in who_all})
+    refused = dict.fromkeys(who_all, 0)
+    benches = {"floor": Bench(ours())}
+    benches.update({who: Bench(t) for who, t in targets.items()})
     try:
         for i in range(runs):
             _floor_step(benches["floor"], i, warm, raw["floor"])
-            for who in ("ours", "seed"):
+            for who in who_all:
                 if not _dispatcher_step(benches[who], i, warm, raw[who]):
                     refused[who] += 1
         log(f"  {'warm' if warm else 'cold'}: {runs} interleaved rounds, refused {refused}")
@@ -162,10 +196,40 @@ def interleaved(runs: int, warm: bool, seed_poll: float, log: Callable[[str], No
     return {who: {k: {"summary": summary(v), "samples": v} for k, v in d.items()} for who, d in raw.items()}
 
 
-def run(runs: int, seed_poll: float, log: Callable[[str], None]) -> dict[str, Any]:
-    """All start measurements, warm then cold, summarised (seconds)."""
-    res: dict[str, Any] = {"runs": runs, "interleaved": True}
-    for mode, warm in (("warm", True), ("cold", False)):
-        n = runs if warm else max(1, runs // 2)
-        res[mode] = interleaved(n, warm, seed_poll, log)
+def run(
+    runs: int,
+    seed_poll: float,
+    log: Callable[[str], None],
+    before_rev: str | None = None,
+    install: str = "wheel",
+) -> dict[str, Any]:
+    """All start measurements, warm then cold, summarised (seconds); with before_rev, the reference at
+    that revision in the same rounds (its rows are "before", this checkout's "ours"). `install`: which
+    copy of this checkout is "ours" (see the module docstring)."""
+    if install not in INSTALLS:
+        raise ValueError(f"install must be one of {INSTALLS}, not {install!r}")
+    res: dict[str, Any] = {"runs": runs, "interleaved": True, "install": install}
+    keep: list[Installed] = []
+    try:
+        targets: dict[str, Target] = {}
+        if install == "editable":
+            targets["ours"] = ours()
+        else:
+            log("  building and installing this tree's wheel in a private venv")
+            keep.append(Installed(REPO, "ours"))
+            targets["ours"] = wheel_target("ours", keep[-1])
+            if install == "both":
+                targets["editable"] = ours()
+        targets["seed"] = seed(seed_poll)
+        if before_rev:
+            res["before_rev"] = before_rev
+            log(f"  the reference at {before_rev}" + ("" if install == "editable" else ", from its wheel"))
+            targets["before"] = before(before_rev, None if install == "editable" else keep)
+        res["commands"] = {who: t.cmd for who, t in targets.items() if not t.is_seed}
+        for mode, warm in (("warm", True), ("cold", False)):
+            n = runs if warm else max(1, runs // 2)
+            res[mode] = interleaved(n, warm, seed_poll, log, targets)
+    finally:
+        for inst in keep:
+            inst.close()
     return res

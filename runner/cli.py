@@ -13,7 +13,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from runner import config, output
@@ -40,13 +39,17 @@ VALUE_OPTS = (
 )
 
 
-@dataclass
 class Result:
-    """What a verb produced: its document, the exit status, and the human rendering."""
+    """What a verb produced: its document, the exit status, and the human rendering (a plain class: no
+    `dataclasses` import on every call)."""
 
-    doc: Any
-    status: int = EXIT_OK
-    human: str | None = None
+    __slots__ = ("doc", "status", "human")
+
+    def __init__(self, doc: Any, status: int = EXIT_OK, human: str | None = None) -> None:
+        self.doc, self.status, self.human = doc, status, human
+
+    def __repr__(self) -> str:
+        return f"Result(doc={self.doc!r}, status={self.status!r}, human={self.human!r})"
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,6 +61,25 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise DispatchError("bad_usage", f"{self.prog}: {message}")
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse builds a formatter for every add_argument (a metavar check), and without a width it
+        # imports shutil (with bz2 and lzma) for get_terminal_size: a few ms of every call
+        return self.formatter_class(prog=self.prog, width=_columns())
+
+
+def _columns() -> int:
+    """shutil.get_terminal_size().columns: $COLUMNS, else the terminal's width, else 80."""
+    try:
+        cols = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        cols = 0
+    if cols <= 0:
+        try:
+            cols = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            cols = 0
+    return cols if cols > 0 else 80
 
 
 def add_verb(

@@ -7,8 +7,8 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from runner.errors import DispatchError
 
@@ -48,9 +48,9 @@ def socket_fits(path: str | os.PathLike[str]) -> bool:
     return len(os.fsencode(os.fspath(path))) < SUN_PATH_MAX
 
 
-@dataclass(frozen=True)
-class Config:
-    """Everything the environment says, resolved once per process."""
+class Config(NamedTuple):
+    """Everything the environment says, resolved once per process (a NamedTuple: frozen, without
+    importing `dataclasses` on every `dispatch` call)."""
 
     state_dir: Path
     socket_path: Path | None  # tmux -S

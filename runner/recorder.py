@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from runner.store import Store
 
 
+BOOT = "boot.marshal"  # in the task dir: task.json and env.json for the wrapper, in `marshal`
+SUPERVISOR = "supervisor"  # in the task dir: "PID START" of the pane's process, written by `start`
+
+
 class RecordError(RuntimeError):
     """A store call failed in the child (its exception's type and message), or the child died."""
 
@@ -42,7 +46,11 @@ class Recorder:
     # -- the calls -----------------------------------------------------------------------------------
 
     def load(self) -> tuple[dict[str, Any], dict[str, str]]:
-        """task.json and env.json, as the CLI wrote them for the wrapper."""
+        """task.json and env.json, as the CLI wrote them for the wrapper: from their `marshal` copy
+        (BOOT) in this process, without waiting on the child's json import; else read by the child."""
+        boot = _read_boot(self.taskdir)
+        if boot is not None:
+            return boot
         task, env = self._call("load")
         return task, env
 
@@ -142,6 +150,10 @@ def serve(taskdir: str, rfd: int, wfd: int) -> None:
     """The child's loop: one reply per request until EOF. The store (sqlite3, json...) is imported here,
     in the child only, right after the first answer (the task files): the wrapper goes on meanwhile."""
     store: Store | None = None
+    try:  # at once: the store (sqlite3...) loads while the wrapper reads the task and forks the agent
+        store = _open_store(taskdir)
+    except Exception:
+        pass  # the first call that needs it opens it again and reports why it cannot
     while (req := _recv(rfd)) is not None:
         op, args, kw = req
         try:
@@ -167,7 +179,20 @@ def serve(taskdir: str, rfd: int, wfd: int) -> None:
 def _open_store(taskdir: str) -> Store:
     from runner.store import Store
 
-    return Store(_read_json(os.path.join(taskdir, "task.json"))["db_path"], create=False)
+    boot = _read_boot(taskdir)
+    task = boot[0] if boot is not None else _read_json(os.path.join(taskdir, "task.json"))
+    return Store(task["db_path"], create=False)
+
+
+def _read_boot(taskdir: str) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """(task, env) from BOOT, the `marshal` copy of task.json and env.json; None when it is not there
+    or not readable by this interpreter (the json files are the record)."""
+    try:
+        with open(os.path.join(taskdir, BOOT), "rb") as f:
+            task, env = marshal.load(f)
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    return (task, env) if isinstance(task, dict) and isinstance(env, dict) else None
 
 
 def _op(store: Store, op: str, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import errno
+import marshal
 import os
 import select
 import shlex
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from runner import faultpoint, logpipe, reaper, states, validate
-from runner.atomicio import copy_private, ensure_dir, write_json
-from runner.clock import Deadline, mono
+from runner import faultpoint, logpipe, reaper, recorder, states, validate
+from runner.atomicio import copy_private, ensure_dir, write_atomic, write_json
+from runner.clock import Deadline, mono, wall
 from runner.config import SESSION_HEX, SESSION_PREFIX, Config
 from runner.errors import DispatchError
 from runner.procid import ProcessIdentity
@@ -166,10 +166,8 @@ class Runner:
         existing = store.get(task_id)
         if existing is not None:
             raise DispatchError("duplicate_task_id", f"task id {task_id!r} is already used")
-        # 2. housekeeping (P9): every start reaps, before its own session exists (a reaper that targets
-        # sessions inexactly must never be able to hit it)
-        self._reap(store)
-        # 3. reserve the id, then build the task dir
+        # 2. reserve the id, then build the task dir (the housekeeping sweep every start makes, P9,
+        # runs once the agent is released: off the path to it, see _launch)
         tdir = self.cfg.tasks_dir / task_id
         run = _token(4)
         row = {
@@ -185,6 +183,7 @@ class Runner:
         }
         if not store.insert(row, detail={"argv": argv, "model": model}):
             raise DispatchError("duplicate_task_id", f"task id {task_id!r} is already used")
+        self.tmux.save_version()  # accepted: the next start skips `tmux -V` for this binary
         try:
             return self._launch(store, row, tdir, cwd, prompt_file)
         except BaseException:
@@ -196,28 +195,40 @@ class Runner:
                 except TmuxError:
                     pass
                 store.delete(task_id)
-                shutil.rmtree(tdir, ignore_errors=True)
+                _rmtree(tdir)
             raise
 
     def _launch(
         self, store: Store, row: dict[str, Any], tdir: Path, cwd: str, prompt_file: str
     ) -> dict[str, Any]:
-        """Task files, the session running the wrapper, its ack, the log pipe, then "go" (P1, P3, P10)."""
+        """Task files, the session running the wrapper, the log pipe, the wrapper's ack, then "go" (P1,
+        P3, P10). The log pipe is attached while the wrapper starts up, not after its ack: one tmux
+        round trip off the path to the agent, and still before "go", so the agent's first byte is logged.
+        """
         task_id = row["task_id"]
         nonce = self._write_task_files(row, tdir, cwd, prompt_file)
         go, ack = tdir / "ctl.go", tdir / "ctl.ack"
         for fifo in (go, ack, tdir / logpipe.FIFO):  # the log's: pipe-pane's `cat` -> the wrapper
             os.mkfifo(fifo, 0o600)
         ack_fd = os.open(ack, os.O_RDONLY | os.O_NONBLOCK)
+        # a reader of the log FIFO until the wrapper's own is open (it opens it before its ack): the pipe
+        # process, up before the wrapper, then finds one and becomes `cat` into it
+        log_fd = os.open(tdir / logpipe.FIFO, os.O_RDONLY | os.O_NONBLOCK)
         try:
             session, pane = self._open_session(
                 store, row, pane_python("runner.wrapper", str(tdir), boot=True), cwd
             )
-            store.update(task_id, pane_id=pane.id)
+            self._record_supervisor(store, task_id, tdir, pane)
+            self._attach_log(row, tdir, pane.id, nonce)  # before "go": the agent's first byte is logged
             faultpoint.hit("start.before_ack", self.env)
+            # housekeeping (P9): every start reaps, here while the wrapper starts up (we would only wait
+            # for its ack), not before the session nor while the agent's interpreter starts. Our own
+            # row is live (a `starting` row whose creator is alive), and the reaper targets exactly (P7)
+            self._reap(store)
             line = _read_line(ack_fd, Deadline(HANDSHAKE_TIMEOUT))
         finally:
             os.close(ack_fd)
+            os.close(log_fd)
         if not line.startswith("spawned "):
             store.transition(task_id, states.FAILED, "spawn_failed", detail={"handshake": line or "timeout"})
             try:
@@ -225,39 +236,75 @@ class Runner:
             except TmuxError:
                 pass
             return self._start_result(store, task_id)
-        self._attach_log(row, tdir, pane.id, nonce)  # before "go": the agent's first byte is logged (P3)
+        self._record_agent(store, task_id, line)  # before "go": a lost supervisor's agent is found
         faultpoint.hit("start.before_go", self.env)
         _write_fifo(go, b"go\n", Deadline(HANDSHAKE_TIMEOUT))
         self._await_running(store, task_id)
         return self._start_result(store, task_id)
 
+    @staticmethod
+    def _record_supervisor(store: Store, task_id: str, tdir: Path, pane: Pane) -> None:
+        """The pane's process (the wrapper, exec'd by tmux) is the task's one supervisor: its identity
+        goes to SUPERVISOR, which the wrapper reads instead of claiming the row in sqlite (it acks
+        without waiting for its recorder's sqlite3 import), and to the row, for reap/status/stop.
+
+        A second wrapper on this task dir (a `new-session` retried after a lost reply) finds another
+        identity there and touches nothing (tests/test_recovery_duplicate_wrapper.py).
+        """
+        sup = ProcessIdentity.of(pane.pid) if pane.pid else None
+        if sup is None:  # gone already (or no pid reported): the handshake finds no ack and fails
+            store.update(task_id, pane_id=pane.id)
+            return
+        write_atomic(tdir / recorder.SUPERVISOR, f"{sup.pid} {sup.start}\n".encode(), durable=False)
+        store.update(task_id, pane_id=pane.id, wrapper_pid=sup.pid, wrapper_start=sup.start)
+
+    @staticmethod
+    def _record_agent(store: Store, task_id: str, ack: str) -> None:
+        """The agent-to-be from the wrapper's ack ("spawned PID START"), recorded before it is released:
+        here, where sqlite is loaded, rather than in the wrapper, whose recorder may still import it."""
+        try:
+            pid, start = (int(x) for x in ack.split()[1:3])
+        except ValueError:
+            return
+        agent = ProcessIdentity(pid, start)
+        store.update(
+            task_id,
+            agent_pid=pid,
+            agent_start=start,
+            agent_started_at=agent.started_at(),
+            started_at=wall(),
+        )
+
     def _write_task_files(self, row: dict[str, Any], tdir: Path, cwd: str, prompt_file: str) -> str:
         """The task dir: prompt copy, caller's env, task.json for the wrapper; returns the log nonce."""
         if tdir.exists():  # leftover of a task whose record is gone
-            shutil.rmtree(tdir, ignore_errors=True)
+            _rmtree(tdir)
         ensure_dir(tdir)
+        # not fsynced (durable=False): still atomic for every reader, and a task dir that a power loss
+        # takes away belongs to a task whose session and supervisor went with it (6 fsyncs were 20-70 ms
+        # of every start under load)
         try:
-            copy_private(prompt_file, tdir / "prompt")
+            copy_private(prompt_file, tdir / "prompt", durable=False)
         except OSError as e:
             raise DispatchError("bad_prompt_file", f"cannot read prompt file: {e.strerror}") from None
-        write_json(tdir / "env.json", self.env)
+        write_json(tdir / "env.json", self.env, durable=False)
         nonce = _token(8)
-        write_json(
-            tdir / "task.json",
-            {
-                "task_id": row["task_id"],
-                "argv": row["argv"],
-                "cwd": cwd,
-                "model": row["model"],
-                "knobs": self.cfg.knobs(),
-                "run_marker": row["run_marker"],
-                "db_path": str(self.cfg.db_path),
-                "log_path": row["log_path"],
-                "log_nonce": nonce,
-                # the `start` process: if it dies mid-handshake, the wrapper and reap stop waiting for it
-                "creator": ProcessIdentity.me().to_json(),
-            },
-        )
+        task = {
+            "task_id": row["task_id"],
+            "argv": row["argv"],
+            "cwd": cwd,
+            "model": row["model"],
+            "knobs": self.cfg.knobs(),
+            "run_marker": row["run_marker"],
+            "db_path": str(self.cfg.db_path),
+            "log_path": row["log_path"],
+            "log_nonce": nonce,
+            # the `start` process: if it dies mid-handshake, the wrapper and reap stop waiting for it
+            "creator": ProcessIdentity.me().to_json(),
+        }
+        write_json(tdir / "task.json", task, durable=False)
+        # the same two documents for the wrapper in `marshal` (built in): it reads them without json
+        write_atomic(tdir / recorder.BOOT, marshal.dumps((task, self.env)), durable=False)
         return nonce
 
     def _open_session(
@@ -301,11 +348,9 @@ class Runner:
             wanted.unlink(missing_ok=True)
 
     def _reap(self, store: Store) -> None:
-        """One reaper sweep; its failures are not the start's (except a refused state dir or store)."""
+        """One reaper sweep; its failures are not the start's: the agent is released by now."""
         try:
             reaper.reap(store, self.optional_tmux())
-        except DispatchError:
-            raise
         except Exception:
             pass
 
@@ -459,6 +504,13 @@ class Runner:
             "tmux_min": min_version(),
             "capabilities": ["send", "events", "logs", "reap", "heartbeat", "max_lifetime", "models"],
         }
+
+
+def _rmtree(path: Path) -> None:
+    """Remove a task dir, ignoring errors; shutil (with bz2 and lzma) is imported only when one is."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _read_line(fd: int, dl: Deadline) -> str:

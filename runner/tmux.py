@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from runner.contract import TMUX_MIN_VERSION
 
@@ -116,11 +115,28 @@ def install_hint() -> str:
     return "install it with your package manager (apt-get/dnf/apk install tmux, or brew install tmux)"
 
 
+def _which(name: str, path: str) -> str | None:
+    """shutil.which for a bare name on POSIX, without importing shutil (and its bz2/lzma) on every call."""
+    for d in path.split(os.pathsep):
+        cand = os.path.join(d, name)
+        if os.access(cand, os.F_OK | os.X_OK) and not os.path.isdir(cand):
+            return cand
+    return None
+
+
+def _cache_path(state_dir: str | os.PathLike[str] | None) -> str | None:
+    """Where a state dir keeps the tmux version it has seen (None: no state dir, no cache)."""
+    return os.path.join(os.fspath(state_dir), "tmux.version") if state_dir is not None else None
+
+
 # -- typed objects -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Session:
+# NamedTuples, not dataclasses: frozen and equal by value all the same, without importing `dataclasses`
+# (inspect, ast, dis, tokenize: 10-20 ms of every `dispatch` call on a loaded machine)
+
+
+class Session(NamedTuple):
     """A tmux session, addressed exactly as `=NAME`."""
 
     name: str
@@ -131,12 +147,12 @@ class Session:
         return f"={self.name}"
 
 
-@dataclass(frozen=True)
-class Pane:
+class Pane(NamedTuple):
     """A tmux pane, addressed by its unique `%N` id."""
 
     id: str
     session: Session | None = None
+    pid: int | None = None  # the pane's process (#{pane_pid}) when tmux reported it
 
     @property
     def target(self) -> str:
@@ -157,6 +173,7 @@ class Tmux:
         binary: str | None = None,
         env: Mapping[str, str] | None = None,
         config_file: str | None = os.devnull,
+        version_cache: str | os.PathLike[str] | None = None,
     ) -> None:
         if (socket_path is None) == (socket_name is None):
             raise ValueError("give exactly one of socket_path / socket_name")
@@ -170,6 +187,10 @@ class Tmux:
         self._binary = binary
         self.env = dict(env) if env is not None else None
         self._version: str | None = None
+        # `tmux -V`'s answer, kept in the state dir and keyed by the binary's identity: one tmux process
+        # fewer on every `start` (a process spawn is tens of ms on a loaded machine)
+        self.version_cache = os.fspath(version_cache) if version_cache is not None else None
+        self._unsaved_key: str | None = None  # the binary `tmux -V` ran for, until save_version
 
     @classmethod
     def from_config(cls, cfg: object, env: Mapping[str, str] | None = None) -> Tmux:
@@ -179,13 +200,14 @@ class Tmux:
             timeout=getattr(cfg, "tmux_timeout", DEFAULT_TIMEOUT),
             binary=getattr(cfg, "tmux_bin", None),
             env=env,
+            version_cache=_cache_path(getattr(cfg, "state_dir", None)),
         )
 
     @property
     def binary(self) -> str:
         if self._binary is None or os.sep not in self._binary:
             path = (self.env or os.environ).get("PATH", os.defpath)
-            found = shutil.which(self._binary or "tmux", path=path)
+            found = _which(self._binary or "tmux", path)
             if not found:
                 raise TmuxMissing("tmux not found on PATH; " + install_hint())
             self._binary = found
@@ -219,11 +241,57 @@ class Tmux:
     # -- version -----------------------------------------------------------------------------------
 
     def version(self) -> str:
-        """The version word of `tmux -V` ("3.3a", "next-3.5", "openbsd-7.4")."""
+        """The version word of `tmux -V` ("3.3a", "next-3.5", "openbsd-7.4").
+
+        With a version cache, a binary seen before (same path, inode, size, mtime and ctime) is not run
+        again: replacing or upgrading tmux changes that key, so the floor (P13) is always checked on the
+        binary that will run.
+        """
         if self._version is None:
-            out = self.run("-V").stdout.strip()
-            self._version = out.split()[-1] if out else ""
+            key = self._binary_key()
+            cached = self._cached_version(key)
+            if cached is not None:
+                self._version = cached
+            else:
+                out = self.run("-V").stdout.strip()
+                self._version = out.split()[-1] if out else ""
+                self._unsaved_key = key
         return self._version
+
+    def _binary_key(self) -> str | None:
+        if self.version_cache is None:
+            return None
+        try:
+            st = os.stat(self.binary)
+        except (OSError, TmuxError):
+            return None
+        return f"{self.binary}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+
+    def _cached_version(self, key: str | None) -> str | None:
+        if key is None or self.version_cache is None:
+            return None
+        try:
+            with open(self.version_cache, encoding="utf-8", errors="replace") as f:
+                got_key, sep, version = f.read().rpartition("\n")
+        except OSError:
+            return None
+        return version if sep and got_key == key and version else None
+
+    def save_version(self) -> None:
+        """Keep the version `tmux -V` just gave in the cache. Called by `start` once it has accepted the
+        task (a refused start leaves nothing behind, P13); best effort: a failed write only costs the next
+        call one `tmux -V`."""
+        key, version, self._unsaved_key = self._unsaved_key, self._version, None
+        if key is None or self.version_cache is None or not version or "\n" in version:
+            return
+        if not os.path.isdir(os.path.dirname(self.version_cache)):
+            return
+        try:
+            from runner.atomicio import write_atomic
+
+            write_atomic(self.version_cache, f"{key}\n{version}")
+        except OSError:
+            pass
 
     def require(self, minimum: str | None = None) -> str:
         """Refuse a missing or too-old tmux (P13); return the version found."""
@@ -244,8 +312,10 @@ class Tmux:
         width: int = 200,
         height: int = 50,
     ) -> tuple[Session, Pane]:
-        """Create a detached session running `argv` (exec'd by tmux, no `sh -c`) and return its pane."""
-        args = ["new-session", "-d", "-P", "-F", "#{session_name} #{session_id} #{pane_id}", "-s", name]
+        """Create a detached session running `argv` (exec'd by tmux, no `sh -c`) and return its pane
+        (with the pane's process id: `start` records it as the task's supervisor)."""
+        fmt = "#{session_name} #{session_id} #{pane_id} #{pane_pid}"
+        args = ["new-session", "-d", "-P", "-F", fmt, "-s", name]
         args += ["-x", str(width), "-y", str(height)]
         if cwd:
             args += ["-c", cwd]
@@ -253,10 +323,10 @@ class Tmux:
             args += ["-e", f"{k}={v}"]
         args += ["--", *argv]
         out = self.run(*args).stdout.split()
-        if len(out) != 3 or out[0] != name or not out[2].startswith("%"):
+        if len(out) != 4 or out[0] != name or not out[2].startswith("%") or not out[3].isdigit():
             raise TmuxError(args, 0, f"unexpected new-session output: {' '.join(out)!r}")
         s = Session(out[0], out[1])
-        return s, Pane(out[2], s)
+        return s, Pane(out[2], s, int(out[3]))
 
     def list_sessions(self) -> list[Session]:
         """Sessions on our server; [] when no server is running."""

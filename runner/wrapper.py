@@ -23,7 +23,7 @@ from runner import faultpoint, states
 from runner.clock import Deadline, mono, wall
 from runner.logpipe import Capture
 from runner.procid import ProcessIdentity, kill_tree, reap_children
-from runner.recorder import Recorder
+from runner.recorder import SUPERVISOR, Recorder
 from runner.resultfile import read_result, read_result_settled
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -204,7 +204,9 @@ class Wrapper:
 
     def run(self) -> int:
         wake_r = self.install_signals()
-        if not self.claim(ProcessIdentity.me()):
+        # a subreaper before the agent exists (P9), before the ack rather than between it and "go"
+        set_subreaper()
+        if not self.is_supervisor(ProcessIdentity.me()):
             return 0  # another supervisor owns this task: touch nothing of it
         go_w, err_r = self._fork_agent(self.agent_env())
         outcome = self._handshake(wake_r)
@@ -270,8 +272,8 @@ class Wrapper:
     def _handshake(self, wake_r: int) -> str:
         """Ack "spawned PID START" to `start`, record the agent, then wait for "go": go|stop|hup|...
 
-        Recording the agent and becoming a subreaper happen after the ack, while `start` attaches the
-        log pipe: both are done before the agent is released, and off `start`'s critical path.
+        `start` attached the log pipe while we started up, so "go" follows the ack at once; recording the
+        agent (one recorder round trip) is all that is done in between, before the agent is released.
         """
         assert self.agent is not None
         go_fd = -1
@@ -285,31 +287,39 @@ class Wrapper:
             if go_fd >= 0:
                 os.close(go_fd)
             return "abandoned" if isinstance(e, StartAbandoned) else f"handshake failed: {e}"
-        try:
-            self.store.update(
-                self.task_id,
-                agent_pid=self.agent.pid,
-                agent_start=self.agent.start,
-                agent_started_at=self.agent.started_at(),
-                started_at=wall(),
-            )
-            set_subreaper()
-        except BaseException:
-            os.close(go_fd)
-            raise
-        try:
+        try:  # `start` records the agent from the ack before it sends "go"
             return self.wait_go(wake_r, go_fd)
         except OSError as e:
             return f"handshake failed: {e}"
 
-    def claim(self, me: ProcessIdentity) -> bool:
-        """Become the task's one supervisor (compare-and-set on an unclaimed, starting task).
+    def is_supervisor(self, me: ProcessIdentity) -> bool:
+        """True when `start` recorded us (the pane's process, `#{pane_pid}`) as the task's supervisor.
 
         A second wrapper for the same task (a `new-session` retried after a reply was lost) must not
         fork a second agent, record outcomes, or end the run-marked processes of the first one's agent
-        (a SIGTERM the real supervisor would record as a crash).
+        (a SIGTERM the real supervisor would record as a crash). `start` writes SUPERVISOR as soon as
+        new-session answers, so this reads a file, not sqlite (whose import in the recorder child used
+        to hold the ack back); it waits only while `start` lives and has not written it yet.
         """
-        return self.store.claim(self.task_id, me.pid, me.start)
+        dl = Deadline(HANDSHAKE_TIMEOUT)
+        creator = self.task.get("creator")
+        start_proc = ProcessIdentity(*creator) if creator else None
+        delay = 0.001
+        while True:
+            try:
+                with open(self.p(SUPERVISOR), "rb") as f:
+                    words = f.read().split()
+                return len(words) == 2 and (int(words[0]), int(words[1])) == (me.pid, me.start)
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError):
+                return False
+            if dl.expired() or (start_proc is not None and not start_proc.is_alive()):
+                # nobody will name a supervisor: claim the row (compare-and-set) as before there was
+                # SUPERVISOR, so that one wrapper records the abandoned start
+                return self.store.claim(self.task_id, me.pid, me.start)
+            time.sleep(delay)
+            delay = min(0.01, delay * 2)
 
     def _wait_agent(self) -> None:
         """Block until the agent is reaped (it has been told to exit or was killed)."""

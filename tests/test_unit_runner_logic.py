@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -212,10 +214,13 @@ def test_version_floor():
 
 
 def test_config_knobs_and_socket_fallback(tmp_path):
-    env = {"DISPATCH_STATE_DIR": str(tmp_path), "DISPATCH_STALE_AFTER_S": "0.25", "DISPATCH_MODELS": "a, b,"}
+    # A short state dir of its own: tmp_path under macOS' long /var/folders/... TMPDIR is already too long
+    # for state/tmux.sock (load() only computes paths, it creates nothing).
+    short = Path("/dk-state")
+    env = {"DISPATCH_STATE_DIR": str(short), "DISPATCH_STALE_AFTER_S": "0.25", "DISPATCH_MODELS": "a, b,"}
     cfg = load(env)
     assert cfg.stale_after == 0.25 and cfg.grace == 30 and cfg.max_lifetime == 0
-    assert cfg.models == ("a", "b") and cfg.socket_path == tmp_path / "tmux.sock"
+    assert cfg.models == ("a", "b") and cfg.socket_path == short / "tmux.sock"
     long = tmp_path / ("x" * 120)
     cfg = load({"DISPATCH_STATE_DIR": str(long)})
     assert cfg.socket_path is None and cfg.socket_args()[0] == "-L" and cfg.socket_name.startswith("dk-")

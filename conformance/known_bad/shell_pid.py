@@ -11,6 +11,7 @@ Caught by: the P01 agent-pid checks.
 from __future__ import annotations
 
 import shlex
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +29,10 @@ def apply() -> None:
         session, pane = orig(self, name, [], *a, env=env, **kw)  # the pane runs the default shell
         self.run("send-keys", "-t", pane.id, "-l", shlex.join(list(argv)) + "; exit")
         self.run("send-keys", "-t", pane.id, "Enter")
-        return session, pane
+        # supervision stays the reference's: its supervisor is the process the shell runs for the typed
+        # line (the wrapper), not the shell; found here so only the agent pid below is wrong
+        sup = _typed_child(pane.pid) if pane.pid else None
+        return session, pane._replace(pid=sup)
 
     _seam.wrap(Tmux, "new_session", new_session)
 
@@ -48,6 +52,22 @@ def apply() -> None:
         return out
 
     _seam.wrap(Runner, "_launch", launch)
+
+
+def _typed_child(shell_pid: int) -> int | None:
+    """The shell's child running the typed command line, once the shell has read and forked it."""
+    from runner.clock import Deadline
+    from runner.procid import children_map
+
+    dl = Deadline(20.0)
+    delay = 0.002
+    while not dl.expired():
+        kids = children_map().get(shell_pid, [])
+        if kids:
+            return kids[0]
+        time.sleep(delay)
+        delay = min(0.05, delay * 2)
+    return None
 
 
 def main(argv: list[str]) -> int:
