@@ -280,7 +280,9 @@ def start_killed(f: TaskFacts, k: Knobs) -> list[Cause]:
     if not f.start_killed:
         return []
     # start_abandoned: the wrapper saw its creator die before "go" (docs/architecture.md)
-    outcome = _o(("failed", "spawn_failed"), ("failed", "start_abandoned"), ("crashed", None), ("stopped", None))
+    outcome = _o(
+        ("failed", "spawn_failed"), ("failed", "start_abandoned"), ("crashed", None), ("stopped", None)
+    )
     return [Cause("start CLI killed mid-call", outcome, f.call_t0, INF, False, f.call_t1)]
 
 

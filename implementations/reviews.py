@@ -238,17 +238,30 @@ _LE_WRONG = {
 }
 
 
+# The smoke's exit probes are P10.exit-recorded.exit0/exit3 in small (start `exit N`, wait, read state and
+# exit_code): an intermittent lost exit status shows in either, with the same cause and review. Seen in a
+# fresh `matrix --impl bgtmux` under load (2026-12-01): the smoke's `exit 3` ended crashed/signaled.
+_SMOKE_EXIT = ("smoke: it ends 'succeeded' with exit_code 0", "smoke: it ends 'failed' with exit_code 3")
+
+
+def _exit_check(check_id: str) -> bool:
+    """P10's exit-recording checks and the smoke probes that test the same thing."""
+    return check_id.startswith("P10.exit-recorded.") or check_id in _SMOKE_EXIT
+
+
 def _libtmux_easy(check_id: str, message: str) -> tuple[str, str] | None:
     for (cid, words), found in _LE_WRONG.items():
         if check_id == cid and words in message and "on a rerun" not in message:
             return found
-    if check_id.startswith("P10.exit-recorded.") and ("exit_unknown" in message or "signal None" in message):
+    if _exit_check(check_id) and ("exit_unknown" in message or "signal None" in message):
         return _LE_LOST_STATUS
     return _LIBTMUX_EASY.get(check_id)
 
 
 def _bgtmux(check_id: str, message: str) -> tuple[str, str] | None:
-    if "reason 'signaled'" in message and check_id.startswith("P10.exit-recorded.exit"):
+    if "reason 'signaled'" in message and (
+        check_id.startswith("P10.exit-recorded.exit") or check_id in _SMOKE_EXIT
+    ):
         return _LOST_STATUS
     return _BGTMUX.get(check_id)
 

@@ -92,11 +92,14 @@ def _venv_under(root: Path) -> Path:
 
 def test_install_roots_cover_venv_and_relative_impl(under_tmp: Path) -> None:
     venv = _venv_under(under_tmp)
-    assert str(under_tmp) in install_roots([str(venv / "bin" / "dispatch")], cwd="/")
+    # install_roots answers resolved paths (the private /tmp binds them): /private/tmp/... where /tmp is a
+    # symlink, as on macOS
+    real = str(under_tmp.resolve())
+    assert real in install_roots([str(venv / "bin" / "dispatch")], cwd="/")
     checkout = under_tmp / "checkout"
     checkout.mkdir()
     (checkout / "my-dispatcher.sh").write_text("#!/bin/bash\n")
-    assert str(under_tmp) in install_roots(["bash", "./my-dispatcher.sh"], cwd=str(checkout))
+    assert real in install_roots(["bash", "./my-dispatcher.sh"], cwd=str(checkout))
     assert install_roots(["bash", "./absent.sh"], cwd="/") == install_roots([], cwd="/")
 
 

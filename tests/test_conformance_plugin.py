@@ -148,6 +148,28 @@ def test_run_suite_against_reference(tmp_path: Path) -> None:
     assert report.implementation.get("implementation") == "dispatch"
 
 
+@pytest.mark.slow
+def test_run_suite_with_workers_leaves_nothing_in_tmpdir(tmp_path: Path) -> None:
+    """xdist workers make pytest create $TMPDIR/pytest-of-USER/pytest-N; run_suite (the matrix's path,
+    as `dispatch conformance` already did) gives them a basetemp in the report dir and removes it."""
+    import os
+    import shutil
+    import tempfile
+
+    from conformance.suite import run_suite
+
+    tmp = Path(tempfile.mkdtemp(prefix="rs-"))  # short: the checks' tmux sockets live under it (108 bytes)
+    try:
+        rdir = tmp_path / "report"
+        env = dict(os.environ, TMPDIR=str(tmp))
+        report = run_suite(None, k="P10.exit-recorded.exit0", report_dir=rdir, workers=2, env=env)
+        assert report.exit_code == 0, (rdir / "pytest.log").read_text()[-2000:]
+        assert not [p.name for p in tmp.iterdir() if p.name.startswith("pytest-of-")]
+        assert not (rdir / "basetemp").exists()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 BLOCKED = textwrap.dedent(
     """
     from conformance.context import Blocked

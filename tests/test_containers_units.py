@@ -160,11 +160,43 @@ def test_ci_workflow_structure():
     jobs = wf["jobs"]
     assert jobs["macos"]["runs-on"] == "macos-latest"
     assert jobs["linux-containers"]["runs-on"].startswith("ubuntu")
-    for job in jobs.values():
-        assert job["timeout-minutes"] <= 30
+    for name, job in jobs.items():
+        # the whole kit suite in one platform took 22-47 min under load on 2 cores (docs/containers.md)
+        assert job["timeout-minutes"] <= (90 if name == "kit-suite-in-platform" else 30), name
         for step in job["steps"]:
             assert ("uses" in step) != ("run" in step), step
     mac = " ".join(s.get("run", "") for s in jobs["macos"]["steps"])
     assert "brew install tmux" in mac and "pytest" in mac and "dispatch conformance" in mac
     linux = " ".join(s.get("run", "") for s in jobs["linux-containers"]["steps"])
     assert "-m containers build" in linux and "-m containers run" in linux and "-m containers sweep" in linux
+
+
+def test_ci_workflow_runs_the_whole_kit_suite_in_each_platform():
+    """One parallel job per platform runs tests/ whole (not a subset), macos-like also with TMPDIR=/tmp."""
+    job = _load_workflow()["jobs"]["kit-suite-in-platform"]
+    matrix = job["strategy"]["matrix"]
+    assert matrix["platform"] == ["bookworm", "trixie", "macos-like", "macos-like-tmp"]
+    extra = {i["platform"]: (i["image"], i["tmpdir"]) for i in matrix["include"]}
+    assert extra["macos-like-tmp"] == ("macos-like", "--tmpdir /tmp") and extra["trixie"] == ("trixie", "")
+    steps = " ".join(s.get("run", "") for s in job["steps"])
+    assert "-m containers build --platform ${{ matrix.image }}" in steps
+    assert "--platform ${{ matrix.image }} ${{ matrix.tmpdir }}" in steps and "--conformance ''" in steps
+    assert '--pytest "tests -q' in steps and "-m containers sweep" in steps
+    assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in job["steps"])
+
+
+@pytest.mark.parametrize(
+    ("args", "runs"),
+    [
+        ("tests -q -n 2", [["tests/test_chaos_stateful.py::test_random_programs_pass_against_the_reference",
+                            "-q", "-n", "2"], ["tests", "-q", "-n", "2", "--deselect",
+                            "tests/test_chaos_stateful.py::test_random_programs_pass_against_the_reference"]]),
+        ("tests/test_doctor.py -q", [["tests/test_doctor.py", "-q"]]),
+        ("-k tests tests/test_cli.py", [["-k", "tests", "tests/test_cli.py"]]),
+    ],
+)  # fmt: skip
+def test_whole_suite_runs_the_chaos_programs_apart(args: str, runs: list[list[str]]) -> None:
+    """Inside a platform, as in .ci/test: the chaos programs (under their CPU hogs) alone, then the rest."""
+    from containers import incontainer
+
+    assert [w for _, w in incontainer.split_programs(args.split())] == runs

@@ -12,6 +12,9 @@ from conformance.context import Ctx
 from conformance.registry import check
 
 MACOS_LIKE = "var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T"
+# sun_path with its NUL (104 on macOS/BSD), and the room a dispatcher's own -L socket name may need.
+SUN_PATH = 108 if os.uname().sysname == "Linux" else 104
+SOCKET_NAME_ROOM = 24
 
 
 def _under(path: str, *roots: str) -> bool:
@@ -81,6 +84,7 @@ def test_long_state_dir_without_socket_knob(dispatch: Ctx) -> None:
     state = dispatch.sandbox.root / MACOS_LIKE / ("com.example.dispatch-kit-state." + "x" * 40)
     env = dispatch.env(DISPATCH_STATE_DIR=str(state))
     env.pop("DISPATCH_TMUX_SOCKET")
+    _require_room_for_a_named_socket(env)
     impl = dispatch.make_impl(env=env)
     dispatch.impl = impl
     assert len(str(state)) > 110
@@ -95,6 +99,21 @@ def test_long_state_dir_without_socket_knob(dispatch: Ctx) -> None:
         f"with a {len(str(state))}-byte state dir and no DISPATCH_TMUX_SOCKET the agent never ran: state "
         f"{task['state']!r} (reason {task['reason']!r})"
     )
+
+
+def _require_room_for_a_named_socket(env: dict[str, str]) -> None:
+    """A -L socket lives in $TMUX_TMPDIR/tmux-UID/. On a real Mac TMUX_TMPDIR is unset (/private/tmp), but
+    the sandbox points it into its own dir: under a long TMPDIR (the macos-like container's /var/folders/...)
+    no socket name of a usual length fits there, which no dispatcher could fix, so it is not measured."""
+    from faults.errors import Unsupported
+
+    base = os.path.join(env.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", "")
+    room = SUN_PATH - 1 - len(os.fsencode(base))
+    if room < SOCKET_NAME_ROOM:
+        raise Unsupported(
+            f"the sandbox's tmux socket dir {base} ({len(os.fsencode(base))} bytes) leaves {room} bytes of "
+            f"sun_path for a -L socket name ({SOCKET_NAME_ROOM} needed): TMPDIR is too long here"
+        )
 
 
 @check(

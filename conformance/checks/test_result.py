@@ -12,6 +12,16 @@ RESULT = {"answer": 42, "summary": "conformance " * 40, "files": ["a.py", "b.py"
 DOC = json.dumps(RESULT)
 
 
+def _results_only(dispatch: Ctx) -> None:
+    """No heartbeat timing in a result check: P5 is how a result is read, not when an agent first beats.
+
+    With the default knobs an agent booting slower than stale + grace (a starved boot under CPU hogs) is
+    `hung` for any dispatcher, which these checks would blame on the result file (CI: the flawless
+    panepid's positive control ended hung/heartbeat_stale). Forced: tests/test_conformance_slow_boot.py.
+    """
+    dispatch.set_knobs(stale=0)
+
+
 def _positive_control(dispatch: Ctx) -> str:
     """Start a task that writes a complete result atomically, in the same run as a negative case."""
     return dispatch.run_agent(dispatch.agent("--result", DOC, "--result-mode", "atomic", "--work", "0.3"))
@@ -51,6 +61,7 @@ def _run(dispatch: Ctx, *flags: str):
     "written in chunks must be reported complete",
 )
 def test_chunked_result_reported_complete(dispatch: Ctx) -> None:
+    _results_only(dispatch)
     _, poll = _run(dispatch, "--result-mode", "chunked", "--result-chunks", "4", "--result-pause", "0.4")
     assert poll.state == "succeeded", (
         f"a result written in 4 chunks then exit 0: state {poll.state!r} (reason {poll.task.get('reason')!r})"
@@ -67,6 +78,7 @@ def test_chunked_result_reported_complete(dispatch: Ctx) -> None:
     reason="a result file that is not complete valid JSON makes the task failed (invalid_result), never succeeded",
 )
 def test_truncated_result_is_not_success(dispatch: Ctx) -> None:
+    _results_only(dispatch)
     control = _positive_control(dispatch)
     _, poll = _run(dispatch, "--result-mode", "truncated")
     assert not poll.saw("succeeded"), f"a truncated result was reported succeeded (states {poll.states})"
@@ -82,6 +94,7 @@ def test_truncated_result_is_not_success(dispatch: Ctx) -> None:
     reason="an empty result file makes the task failed (invalid_result), never succeeded",
 )
 def test_empty_result_is_not_success(dispatch: Ctx) -> None:
+    _results_only(dispatch)
     control = _positive_control(dispatch)
     _, poll = _run(dispatch, "--result-mode", "empty")
     assert not poll.saw("succeeded"), f"an empty result was reported succeeded (states {poll.states})"
@@ -96,6 +109,7 @@ def test_empty_result_is_not_success(dispatch: Ctx) -> None:
     reason="report a complete valid result document verbatim in `result` with state succeeded",
 )
 def test_complete_result_reported(dispatch: Ctx) -> None:
+    _results_only(dispatch)
     _, poll = _run(dispatch, "--result-mode", "atomic", "--work", "0.3")
     assert poll.state == "succeeded", f"state {poll.state!r} (reason {poll.task.get('reason')!r})"
     assert poll.task["result"] == RESULT, (

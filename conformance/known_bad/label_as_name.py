@@ -18,8 +18,11 @@ def apply() -> None:
     from runner.store import Store
 
     def insert(orig: Any, self: Store, row: dict[str, Any], *a: Any, **kw: Any) -> Any:
+        # In place: the start's own row names the tmux session too, so tmux holds the very name that
+        # was stored (a copy renamed only the record, and the start's reap then took the real session,
+        # `dk_<random>`, for an orphan: even the label 'plain' ended session_lost).
         if row.get("label"):
-            row = dict(row, session=f"{row['session']}-{row['label']}")
+            row["session"] = f"{row['session']}-{row['label']}"
         return orig(self, row, *a, **kw)
 
     _seam.wrap(Store, "insert", insert)

@@ -20,7 +20,9 @@ def apply() -> None:
     from runner.tmux import Tmux
 
     def insert(orig: Any, self: Store, row: dict[str, Any], *a: Any, **kw: Any) -> Any:
-        row = dict(row, session=SESSION_PREFIX + row["task_id"])
+        # In place: the start's own row names the tmux session too (a copy renamed only the record, and
+        # the start's reap then killed the real `dk_<random>` session as an orphan)
+        row["session"] = SESSION_PREFIX + row["task_id"]
         return orig(self, row, *a, **kw)
 
     _seam.wrap(Store, "insert", insert)

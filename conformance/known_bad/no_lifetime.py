@@ -8,7 +8,6 @@ Caught by: P09.max-lifetime.timed-out.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from conformance.known_bad import _seam
@@ -18,7 +17,7 @@ def apply() -> None:
     from runner import config
 
     def load(orig: Any, *a: Any, **kw: Any) -> Any:
-        return dataclasses.replace(orig(*a, **kw), max_lifetime=0.0)  # knob ignored (the flaw)
+        return orig(*a, **kw)._replace(max_lifetime=0.0)  # knob ignored (the flaw); Config is a NamedTuple
 
     _seam.wrap(config, "load", load)
 

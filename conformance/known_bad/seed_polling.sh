@@ -43,7 +43,8 @@ die() { # exit_status code message
 	exit "$1"
 }
 
-now() { date +%s.%N; }
+# BSD/macOS date prints %N as a literal N: whole seconds there (the events' wall time must parse).
+now() { local t; t=$(date +%s.%N); case $t in *N) echo "${t%.N}" ;; *) echo "$t" ;; esac; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; } # float a >= b
 mono() { if [ -r /proc/uptime ]; then cut -d' ' -f1 /proc/uptime; else date +%s; fi; }
 
@@ -234,7 +235,10 @@ with open(a[1], "w") as f:
     json.dump(meta, f)
 ' "$d/meta.json" "$id" "$name" "$pane_pid" "$d/output.log" "$has_label" "$label" "$has_model" "$model" "$@"
 	set_state "$d" running launched
-	(setsid nohup bash "$SELF" _monitor "$id" </dev/null >/dev/null 2>&1 &
+	# setsid is util-linux's (macOS has none): there the monitor is only nohup'ed, it still outlives start
+	local detach=(nohup)
+	command -v setsid >/dev/null 2>&1 && detach=(setsid nohup)
+	("${detach[@]}" bash "$SELF" _monitor "$id" </dev/null >/dev/null 2>&1 &
 	echo $! >"$d/monitor.pid")
 	"$PY" -c 'import json,sys; print(json.dumps({"task_id": sys.argv[1], "session": sys.argv[2], "state": "running"}))' "$id" "$name"
 }

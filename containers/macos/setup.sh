@@ -16,6 +16,9 @@ done
 groupadd -f staff
 useradd -m -u 501 -g staff -s /bin/zsh -d /Users/dev dev
 usermod -s /bin/zsh root
+# macOS's zsh shows no new-user menu; Debian's runs zsh-newuser-install in any HOME without zsh startup
+# files (the kit's private test HOME): its menu swallowed keys typed into the shell (shell_pid, seed_polling)
+echo 'zsh-newuser-install() { :; }' >>/etc/zsh/zshenv
 mkdir -p "$TMPDIR_MAC"
 chown dev:staff "$TMPDIR_MAC"
 chmod 0700 "$TMPDIR_MAC"
