@@ -69,8 +69,12 @@ def test_private_tmpdir_and_home_do_not_fail_the_run(tmp_path: Path) -> None:
         "pathlib.Path(os.environ['HOME'], 'x').write_text('y'); "
         "assert not os.environ['TMPDIR'].startswith(os.environ['HOME'])"
     )
-    # warn: on a shared host another run's /tmp files would show up here, and are not this test's point
-    r = _nested(tmp_path, body, {**_env(home), "DK_TMP_CHECK": "warn"})
+    # warn: on a shared host another run's /tmp files would show up here, and are not this test's point.
+    # TMPDIR of its own: the outer session's TMPDIR (which the nested guard watches) gets other workers'
+    # scratch at any moment, and under TMPDIR=/tmp its path holds "dk-tests-" (docs/containers.md)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    r = _nested(tmp_path, body, {**_env(home), "TMPDIR": str(tmpdir), "DK_TMP_CHECK": "warn"})
     assert r.returncode == 0, r.stdout + r.stderr
     assert not any(home.iterdir()), list(home.iterdir())
     assert str(home) not in r.stdout and "dk-tests-" not in r.stdout, r.stdout

@@ -810,17 +810,23 @@ def test_codex_tui_question_send_continues(real: Real) -> None:
 # -- Claude's interactive TUI: the §2 scenarios the batch rows above cover for `claude -p` ------------------
 
 
-@pytest.mark.parametrize("real", ["claude"], indirect=True)
-def test_claude_interactive_tool_write_lands_in_cwd(real: Real) -> None:
-    preanswer(real)
-    content = "written by the claude TUI through its own tool\n"
-    real.mock.script = script.write_file("made-by-agent.txt", content, "WROTE-IT", prefer="write")
-    doc = real.run(b"Create made-by-agent.txt please.\n", *WRITE_ARGS["claude"], mode="interactive")
+@pytest.mark.parametrize("real", ["claude", "codex"], indirect=True)
+def test_tui_tool_write_lands_in_cwd(real: Real) -> None:
+    """Claude's and the Codex TUI's own write tools land the file in `--cwd`; the Codex TUI leaves no
+    `codex app-server` daemon behind."""
+    if real.cli == "claude":
+        preanswer(real)
+    before = daemon_dir_entries()
+    content = f"written by the {real.cli} TUI through its own tool\n"
+    prefer = "write" if real.cli == "claude" else "shell"
+    real.mock.script = script.write_file("made-by-agent.txt", content, "WROTE-IT", prefer=prefer)
+    doc = real.run(b"Create made-by-agent.txt please.\n", *WRITE_ARGS[real.cli], mode="interactive")
     assert doc["_rc"] == 0 and doc["state"] == "succeeded", explain(doc, real)
     made = real.proj / "made-by-agent.txt"
     assert made.exists() and made.read_text() == content, explain(doc, real)
     assert not (real.sb.workdir / "made-by-agent.txt").exists()  # not where `run` was called from
     assert "WROTE-IT" in json.dumps(doc["result"])
+    assert daemon_dir_entries() <= before
 
 
 @pytest.mark.parametrize("real", ["claude"], indirect=True)
@@ -853,17 +859,3 @@ def test_tui_resume_continues_the_same_conversation(real: Real) -> None:
     assert last is not None
     texts = last.user_texts()
     assert any("PELICAN" in t for t in texts) and any("What was the word?" in t for t in texts), texts
-
-
-@pytest.mark.parametrize("real", ["codex"], indirect=True)
-def test_codex_tui_tool_write_lands_in_cwd(real: Real) -> None:
-    before = daemon_dir_entries()
-    content = "written by the codex TUI through its own tool\n"
-    real.mock.script = script.write_file("made-by-agent.txt", content, "WROTE-IT", prefer="shell")
-    doc = real.run(b"Create made-by-agent.txt please.\n", *WRITE_ARGS["codex"], mode="interactive")
-    assert doc["_rc"] == 0 and doc["state"] == "succeeded", explain(doc, real)
-    made = real.proj / "made-by-agent.txt"
-    assert made.exists() and made.read_text() == content, explain(doc, real)
-    assert not (real.sb.workdir / "made-by-agent.txt").exists()  # not where `run` was called from
-    assert "WROTE-IT" in json.dumps(doc["result"])
-    assert daemon_dir_entries() <= before
