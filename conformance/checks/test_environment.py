@@ -10,10 +10,10 @@ import pytest
 
 from conformance.context import Ctx
 from conformance.registry import check
+from runner.config import SUN_PATH_MAX  # sun_path with its NUL (104 on macOS/BSD)
 
 MACOS_LIKE = "var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T"
-# sun_path with its NUL (104 on macOS/BSD), and the room a dispatcher's own -L socket name may need.
-SUN_PATH = 108 if os.uname().sysname == "Linux" else 104
+# the room a dispatcher's own -L socket name may need in sun_path
 SOCKET_NAME_ROOM = 24
 
 
@@ -108,7 +108,7 @@ def _require_room_for_a_named_socket(env: dict[str, str]) -> None:
     from faults.errors import Unsupported
 
     base = os.path.join(env.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", "")
-    room = SUN_PATH - 1 - len(os.fsencode(base))
+    room = SUN_PATH_MAX - 1 - len(os.fsencode(base))
     if room < SOCKET_NAME_ROOM:
         raise Unsupported(
             f"the sandbox's tmux socket dir {base} ({len(os.fsencode(base))} bytes) leaves {room} bytes of "

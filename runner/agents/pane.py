@@ -88,7 +88,6 @@ def judge_ended(
     mode: Mode,
     submitted_marker: Path | None,
     settled: Callable[[], object],
-    first_run: bool = True,
     seen_ready: bool = False,
 ) -> tuple[bool, str, str]:
     """(ok, step, message) for an agent that ended before its prompt was seen taken, from what it left:
@@ -99,7 +98,7 @@ def judge_ended(
     final = final_screen(tmux, pane, prompt_path, settled)
     if submitted_marker is not None and submitted_marker.exists():
         return True, "submitted", "UserPromptSubmit hook fired (the agent has ended since)"
-    hit = firstrun.recognise(final) if first_run else None
+    hit = firstrun.recognise(final)
     if hit is not None:
         return False, "first_run", firstrun.message(hit)
     sign = "input box seen" if seen_ready else first_match((*mode.working, *mode.ready), final)
