@@ -31,8 +31,9 @@ from containers.sweep import LABEL_RUN, sweep
 DK = "/dk"  # everything the run copies in lives here
 DEFAULT_PYTEST = "tests -x -q -p no:randomly -m 'not docker and not slow'"
 DEFAULT_CONFORMANCE = "dispatch conformance --impl {impl} --report {report}"
-# Host variables that size the kit's tests inside (e.g. fewer chaos programs than the host's CI run).
-PASS_ENV = ("DK_CHAOS_EXAMPLES", "DK_TMP_CHECK")
+# Host variables that size the kit's tests inside (fewer chaos programs than the host's CI run; no hogs of
+# their own when CI runs the platforms beside other work, whose load they run under instead).
+PASS_ENV = ("DK_CHAOS_EXAMPLES", "DK_CHAOS_LOAD", "DK_TMP_CHECK")
 Log = Callable[[str], None]
 
 
