@@ -209,12 +209,18 @@ def heartbeat_silence(f: TaskFacts, k: Knobs) -> list[Cause]:
             break
         if nxt - b >= limit - k.early:
             t = b + limit
-            sure = nxt - b >= limit + k.detect
+            # Before the first beat the dispatcher's clock may start anywhere from the start call to its
+            # return (the reference's starts with supervision, after "go"): hung is allowed from the
+            # earliest, sure only counted from the latest. A start call slowed 3.7 s by load, then an
+            # agent that ended at once without a beat, was "surely hung" counted from the call (trixie,
+            # CI at load 20).
+            sure_from = max(b, f.call_t1) if i == 0 else b
+            sure = nxt - sure_from >= limit + k.detect
             # relative to the start call, as every time in a report (an absolute monotonic time here
             # read like a wall-clock jump)
             span = "ever" if nxt == INF else f"{nxt - b:.2f}s"
             label = f"heartbeat silent from {b - f.call_t0:+.2f} s for {span}"
-            hi = t + k.detect if sure else INF
+            hi = sure_from + limit + k.detect if sure else INF
             return [Cause(label, _o(("hung", "heartbeat_stale")), t - k.early, hi, sure, t)]
     return []
 

@@ -32,8 +32,9 @@ DK = "/dk"  # everything the run copies in lives here
 DEFAULT_PYTEST = "tests -x -q -p no:randomly -m 'not docker and not slow'"
 DEFAULT_CONFORMANCE = "dispatch conformance --impl {impl} --report {report}"
 # Host variables that size the kit's tests inside (fewer chaos programs than the host's CI run; no hogs of
-# their own when CI runs the platforms beside other work, whose load they run under instead).
-PASS_ENV = ("DK_CHAOS_EXAMPLES", "DK_CHAOS_LOAD", "DK_TMP_CHECK")
+# their own when CI runs the platforms beside other work, whose load they run under instead, with the
+# checker's loaded slack as under hogs).
+PASS_ENV = ("DK_CHAOS_EXAMPLES", "DK_CHAOS_LOAD", "DK_CHAOS_SLACK_SCALE", "DK_TMP_CHECK")
 Log = Callable[[str], None]
 
 

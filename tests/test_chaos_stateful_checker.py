@@ -153,3 +153,23 @@ def test_history_is_append_only_monotonic_and_replays_render():
     )
     compile(src, "replay.py", "exec")
     assert "def test_chaos_replay_seed_7" in src and "('kill_agent', {'task': 't1'})" in src
+
+
+def test_silence_before_the_first_beat_is_only_sure_from_the_start_calls_return():
+    """A start call slowed by load (3.7 s) and an agent that ends at once without a beat: hung was allowed
+    but not sure (the dispatcher's clock may start when supervision does), so its success stands."""
+    slow = TaskFacts(
+        task_id="t1",
+        behaviour="ok",
+        call_t0=100.0,
+        call_t1=103.69,
+        journal=Journal(started=103.7, ended=103.8, how="exit", code=0, result_at=103.79, result_complete=True),
+        result_doc={"ok": 1},
+    )
+    assert judge(slow, K, task("succeeded", "exited", 0, None, {"ok": 1}), (103.92, 103.92)).ok
+    assert judge(slow, K, task("hung", "heartbeat_stale"), (101.2, 101.2)).ok  # a clock from the call
+    # the same silence after a prompt start call is still surely hung: a late success is refused
+    k = Knobs(stale=0.5, grace=0.5, max_lifetime=0.0, early=0.25, race=1.0, detect=2.5)
+    prompt = facts(Journal(started=100.6, ended=104.6, how="exit", code=0))
+    late = judge(prompt, k, task("succeeded", "exited", 0), (104.6, 104.6))
+    assert not late.ok and "no cause" in late.message
