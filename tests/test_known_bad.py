@@ -557,3 +557,14 @@ def test_seed_polling_names_and_signals(sandbox: Sandbox) -> None:
     assert (t["state"], t["exit_code"]) == ("failed", 143), t  # a signal seen through a shell: "exit 143"
     stop(sandbox, impl, "seed1")
     drain_leaks(sandbox)
+
+
+def test_panepid_stop_on_an_ended_task_waits_for_its_monitor(sandbox: Sandbox) -> None:
+    """The crafted panepid records a natural end before it closes the session and log filter; `stop`
+    then returns only once that monitor is gone (the sandbox fails the test on any process left). The
+    delay stands in for the load under which its monitor outlived the test in CI's macos-like container."""
+    impl = impl_of("panepid_caller_pwd")
+    rc, doc = start(sandbox, impl, "late", "sh", "-c", "exit 0", PANEPID_END_DELAY_S="1.5")
+    assert rc == 0, doc
+    assert wait(sandbox, impl, "late")["state"] == "succeeded"
+    stop(sandbox, impl, "late")
