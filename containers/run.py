@@ -31,9 +31,9 @@ from containers.sweep import LABEL_RUN, sweep
 DK = "/dk"  # everything the run copies in lives here
 DEFAULT_PYTEST = "tests -x -q -p no:randomly -m 'not docker and not slow'"
 DEFAULT_CONFORMANCE = "dispatch conformance --impl {impl} --report {report}"
-# Host variables that size the kit's tests inside (fewer chaos programs than the host's CI run; no hogs of
-# their own when CI runs the platforms beside other work, whose load they run under instead, with the
-# checker's loaded slack as under hogs).
+# Host variables that size the kit's tests inside: fewer chaos programs than the host's CI run, and (for a
+# platform run beside other work, whose load it runs under instead) no hogs of their own with the checker's
+# loaded slack as under hogs.
 PASS_ENV = ("DK_CHAOS_EXAMPLES", "DK_CHAOS_LOAD", "DK_CHAOS_SLACK_SCALE", "DK_TMP_CHECK")
 Log = Callable[[str], None]
 
