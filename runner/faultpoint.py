@@ -4,7 +4,9 @@ Windows between a decision and its record are a few milliseconds wide; hoping a 
 makes a test that passes on a quiet machine whatever the code does. A test instead sets
 ``DISPATCH_FAULT_POINT=<point>[,<point>...]`` (explicit and test-only: nothing else sets it) and the
 process SIGKILLs itself when it reaches that point, every time. ``<point>=stop`` SIGSTOPs it instead,
-so the test can look around first and then kill it by identity.
+so the test can look around first and then kill it by identity. ``<point>=hold`` blocks it there until
+the test writes a byte into the FIFO named by ``DISPATCH_FAULT_HOLD``: a pane's own process cannot be
+held by SIGSTOP, because tmux SIGCONTs a pane process that stops.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 ENV = "DISPATCH_FAULT_POINT"
+HOLD_ENV = "DISPATCH_FAULT_HOLD"
 
 # every point, so a typo in a test is an error rather than a fault that never fires
 POINTS = frozenset(
     {
+        "wrapper.observe",  # one look stamped, its heartbeat not yet read (every pass: use =stop)
         "wrapper.after_intent",  # intent.json written, the agent not yet signalled
         "wrapper.after_kill",  # the agent ended and reaped, the exit record not yet written
         "wrapper.after_exit_record",  # exit.json written, the terminal state not yet recorded
@@ -37,7 +41,7 @@ def armed(env: Mapping[str, str] | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
         name, _, action = item.partition("=")
-        if name not in POINTS or action not in ("", "kill", "stop"):
+        if name not in POINTS or action not in ("", "kill", "stop", "hold"):
             raise ValueError(f"{ENV}: unknown fault point {item!r}")
         out[name] = action or "kill"
     return out
@@ -51,3 +55,11 @@ def hit(point: str, env: Mapping[str, str] | None = None) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "stop":
         os.kill(os.getpid(), signal.SIGSTOP)
+    elif action == "hold":
+        # opening blocks until the test opens the FIFO to write (it then knows we are here), the read
+        # until it writes; a signal in between runs its handler and the wait goes on (PEP 475)
+        fd = os.open((os.environ if env is None else env)[HOLD_ENV], os.O_RDONLY)
+        try:
+            os.read(fd, 1)
+        finally:
+            os.close(fd)

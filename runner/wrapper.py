@@ -80,7 +80,7 @@ class Wrapper:
         self.released = False  # "go" received: the agent may have exec'd (and carries the run marker)
         self.capture: Capture | None = None  # the log pipe's reading end (runner.logpipe)
         # a recovery test arms fault points through the caller's environment (runner.faultpoint)
-        self.faults = {faultpoint.ENV: caller_env.get(faultpoint.ENV, "")}
+        self.faults = {k: caller_env.get(k, "") for k in (faultpoint.ENV, faultpoint.HOLD_ENV)}
 
     def p(self, name: str) -> str:
         return os.path.join(self.dir, name)
@@ -122,6 +122,7 @@ class Wrapper:
                 env[k] = os.environ[k]
         env.pop("DISPATCH_MODEL", None)
         env.pop(faultpoint.ENV, None)
+        env.pop(faultpoint.HOLD_ENV, None)
         env.update(
             {
                 "DISPATCH_TASK_ID": self.task_id,
@@ -584,26 +585,36 @@ class Watch:
         self.state = states.RUNNING
 
     def observe(self) -> states.Observation:
-        w, now = self.w, mono()
-        exited = w.status is not None
+        """One look. Evidence that something happened (the agent's exit, a result, a stop, a SIGHUP) is
+        taken before the stamp `now` and the heartbeat after it, stamped when read: a decision then never
+        carries a time before what it rests on, and a beat it missed came after `now`. (A SIGHUP handled
+        while the files were read was stamped 30 ms before the session was killed: macos-like CI.)
+        """
+        w, seen, status = self.w, False, self.w.status
+        exited = status is not None
         if exited:
             if self.result_kind != states.VALID:
                 self.result_kind, self.result_value = read_result_settled(self.result_path)
         elif self.result_kind != states.VALID:
             kind, value = read_result(self.result_path)
             if kind == states.VALID:
-                self.result_kind, self.result_value, self.result_seen = kind, value, now
-        hb = read_heartbeat(self.hb_path)
-        if hb is not None and hb != self.last_hb:
-            self.last_hb, self.last_change = hb, now
+                self.result_kind, self.result_value, seen = kind, value, True
         if self.intent is None and "stop" not in w.flags and os.path.exists(w.p("stop")):
             w.flags.add("stop")
+        stop, hup = "stop" in w.flags, "hup" in w.flags
+        now = mono()
+        if seen:
+            self.result_seen = now
+        faultpoint.hit("wrapper.observe", w.faults)
+        hb = read_heartbeat(self.hb_path)
+        if hb is not None and hb != self.last_hb:
+            self.last_hb, self.last_change = hb, mono()
         code = sig = None
-        if w.status is not None:
-            if os.WIFSIGNALED(w.status):
-                sig = os.WTERMSIG(w.status)
+        if status is not None:
+            if os.WIFSIGNALED(status):
+                sig = os.WTERMSIG(status)
             else:
-                code = os.waitstatus_to_exitcode(w.status)
+                code = os.waitstatus_to_exitcode(status)
         t = self.knobs
         return states.Observation(
             state=self.state,
@@ -618,8 +629,8 @@ class Watch:
             intent=self.intent,
             result=self.result_kind,
             result_seen_at=self.result_seen,
-            stop_requested="stop" in w.flags,
-            session_lost="hup" in w.flags,
+            stop_requested=stop,
+            session_lost=hup,
             last_beat_change=self.last_change,
         )
 

@@ -1,0 +1,68 @@
+"""A decision's event time is never before the evidence it rests on (the chaos checker relies on it).
+
+In CI's macos-like container a chaos program's `kill_session` fault was stamped 30 ms *after* the
+reference's `crashed/session_lost` for the same task: the supervisor stamped its look (`now`), then,
+while it read the result and heartbeat files, tmux's SIGHUP arrived, and the look reported the session
+lost at a time before the session was killed. The fault point `wrapper.observe=hold` holds the
+supervisor right after the stamp, every pass, so the test kills the session inside that window for sure.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import time
+from typing import Any
+
+from test_runner_support import dispatch, pyagent, start_ok, tmux, wait_done, wait_for
+
+SLEEPER = "import time\ntime.sleep(60)\n"
+TERMINAL = ("crashed", "stopped", "failed", "succeeded", "hung", "timed_out")
+
+
+def _row(sb: Any, task_id: str) -> dict[str, Any]:
+    """Straight from sqlite: a `dispatch` verb would reconcile, and the supervisor is held."""
+    db = sqlite3.connect(f"file:{sb.state_dir / 'dispatch.sqlite3'}?mode=ro", uri=True, timeout=10)
+    try:
+        db.row_factory = sqlite3.Row
+        return dict(db.execute("SELECT * FROM tasks WHERE task_id=?", (task_id,)).fetchone())
+    finally:
+        db.close()
+
+
+def _held(fifo: str) -> int | None:
+    """The FIFO's write end once the supervisor waits at its fault point (its read end is open)."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno != errno.ENXIO:
+            raise
+        return None
+
+
+def test_session_lost_is_stamped_after_the_session_was_killed(sandbox):
+    fifo = str(sandbox.root / "hold.fifo")
+    os.mkfifo(fifo)
+    env = {"DISPATCH_FAULT_POINT": "wrapper.observe=hold", "DISPATCH_FAULT_HOLD": fifo}
+    start_ok(sandbox, "st", *pyagent(SLEEPER), env=env)
+    r = _row(sandbox, "st")
+    fd = wait_for(lambda: _held(fifo), 15, "the supervisor held at its first look")
+    killed_at = time.monotonic()  # the look in progress was stamped before this
+    assert tmux(sandbox, "kill-session", "-t", "=" + r["session"]).returncode == 0
+    # let it go look after look (each one holds again) until it has recorded the end
+    while True:
+        os.write(fd, b"x")
+        os.close(fd)
+        fd = wait_for(lambda: _held(fifo) or _row(sandbox, "st")["state"] in TERMINAL, 15, "next look")
+        if fd is True:
+            break
+    t = wait_done(sandbox, "st", 20)
+    assert (t["state"], t["reason"]) == ("crashed", "session_lost"), t
+    ev = dispatch(sandbox, "events", "st")
+    assert ev.rc == 0, ev.err
+    (end,) = [e for e in ev.doc if e["state"] == "crashed"]
+    assert end["mono"] >= killed_at, (
+        f"session_lost stamped {killed_at - end['mono']:.3f} s before the session was killed: "
+        "the look's time precedes a SIGHUP it reported"
+    )
