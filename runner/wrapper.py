@@ -396,12 +396,15 @@ class Wrapper:
             return "again"
         if d.kind == states.ENTER:
             assert d.state is not None
-            if self.store.transition(  # the event carries the decision's time, not the record's
+            # the event carries the decision's time, not the record's; a resumed heartbeat was read (and
+            # stamped) after the look's `now`
+            at = max(obs.now, obs.last_beat_change or obs.now)
+            if self.store.transition(
                 self.task_id,
                 d.state,
                 d.reason,
                 expect=states.NON_TERMINAL - {states.NEEDS_INPUT},
-                at=(obs.now, wall()),
+                at=(at, wall()),
             ):
                 watch.state = d.state
             else:

@@ -41,6 +41,17 @@ def _held(fifo: str) -> int | None:
         return None
 
 
+def _release(fd: int) -> bool:
+    """Write the byte the held supervisor reads. EPIPE: the write end was opened against a reader that
+    was just leaving (the look before, let go), or one whose open() a signal interrupted for a retry: the
+    next look's reader will come (or the supervisor has recorded its end)."""
+    try:
+        os.write(fd, b"x")
+        return True
+    except BrokenPipeError:
+        return False
+
+
 def test_session_lost_is_stamped_after_the_session_was_killed(sandbox):
     fifo = str(sandbox.root / "hold.fifo")
     os.mkfifo(fifo)
@@ -50,13 +61,17 @@ def test_session_lost_is_stamped_after_the_session_was_killed(sandbox):
     fd = wait_for(lambda: _held(fifo), 15, "the supervisor held at its first look")
     killed_at = time.monotonic()  # the look in progress was stamped before this
     assert tmux(sandbox, "kill-session", "-t", "=" + r["session"]).returncode == 0
+
     # let it go look after look (each one holds again) until it has recorded the end
-    while True:
-        os.write(fd, b"x")
-        os.close(fd)
-        fd = wait_for(lambda: _held(fifo) or _row(sandbox, "st")["state"] in TERMINAL, 15, "next look")
-        if fd is True:
-            break
+    def ended() -> bool:
+        return _row(sandbox, "st")["state"] in TERMINAL
+
+    held: int | None = fd
+    while held is not None:
+        wait_for(lambda h=held: _release(h) or ended(), 15, "the held supervisor let go")
+        os.close(held)
+        nxt = wait_for(lambda: _held(fifo) or ended(), 15, "its next look")
+        held = None if nxt is True else nxt
     t = wait_done(sandbox, "st", 20)
     assert (t["state"], t["reason"]) == ("crashed", "session_lost"), t
     ev = dispatch(sandbox, "events", "st")
