@@ -235,15 +235,24 @@ class Ctx:
         return tid
 
     def wait_running(self, task_id: str, agent: Agent | None = None, timeout: float = 15.0) -> dict[str, Any]:
-        """Wait until the agent is really running (journal `start`, when given) and status says so."""
-        if agent is not None:
-            agent.wait_for("start", timeout)
-        # stalled is transient here: an agent behind a slow start beats for the first time after STALE
-        poll = self.impl.wait_for_state(task_id, {"running", "needs_input", *TERMINAL}, timeout)
-        if poll.state != "running":
-            raise ContractViolation(
-                f"task {task_id} should be running, status says {poll.state!r} (seen {poll.states})"
-            )
+        """Wait until the agent is really running (journal `start`, when given) and status says so.
+
+        A task that does not get there while no tmux server ever listened on DISPATCH_TMUX_SOCKET blocks
+        the check (EX.socket's failure) rather than failing its pitfall: under load a dispatcher with its
+        sessions elsewhere was blamed for P09 (bookworm container, CI).
+        """
+        try:
+            if agent is not None:
+                agent.wait_for("start", timeout)
+            # stalled is transient here: an agent behind a slow start beats for the first time after STALE
+            poll = self.impl.wait_for_state(task_id, {"running", "needs_input", *TERMINAL}, timeout)
+            if poll.state != "running":
+                raise ContractViolation(
+                    f"task {task_id} should be running, status says {poll.state!r} (seen {poll.states})"
+                )
+        except ContractViolation:
+            self.require_sessions_on_socket()
+            raise
         return poll.task
 
     def latency(self, name: str, seconds: float) -> None:

@@ -283,6 +283,7 @@ class Agent:
             env=env,
             marker=self.marker,
             slow_start=self.opts.slow_start or None,
+            t0=self.t0,  # the origin every --*-at time counts from (journaled `start` comes later)
             **extra,
         )
         for _ in range(self.opts.children):

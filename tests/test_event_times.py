@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sqlite3
 import time
 from typing import Any
 
 from test_runner_support import dispatch, pyagent, start_ok, tmux, wait_done, wait_for
+
+from runner.procid import ProcessIdentity
 
 SLEEPER = "import time\ntime.sleep(60)\n"
 TERMINAL = ("crashed", "stopped", "failed", "succeeded", "hung", "timed_out")
@@ -52,26 +55,38 @@ def _release(fd: int) -> bool:
         return False
 
 
+def _unhold(sb: Any) -> None:
+    """Kill a supervisor still held (by identity), then let `stop` end the rest of the task."""
+    r = _row(sb, "st")
+    if r["state"] in TERMINAL or not r["wrapper_pid"]:
+        return
+    ProcessIdentity(r["wrapper_pid"], r["wrapper_start"]).signal(signal.SIGKILL)
+    dispatch(sb, "stop", "st")
+
+
 def test_session_lost_is_stamped_after_the_session_was_killed(sandbox):
     fifo = str(sandbox.root / "hold.fifo")
     os.mkfifo(fifo)
     env = {"DISPATCH_FAULT_POINT": "wrapper.observe=hold", "DISPATCH_FAULT_HOLD": fifo}
     start_ok(sandbox, "st", *pyagent(SLEEPER), env=env)
-    r = _row(sandbox, "st")
-    fd = wait_for(lambda: _held(fifo), 15, "the supervisor held at its first look")
-    killed_at = time.monotonic()  # the look in progress was stamped before this
-    assert tmux(sandbox, "kill-session", "-t", "=" + r["session"]).returncode == 0
+    try:
+        r = _row(sandbox, "st")
+        fd = wait_for(lambda: _held(fifo), 15, "the supervisor held at its first look")
+        killed_at = time.monotonic()  # the look in progress was stamped before this
+        assert tmux(sandbox, "kill-session", "-t", "=" + r["session"]).returncode == 0
 
-    # let it go look after look (each one holds again) until it has recorded the end
-    def ended() -> bool:
-        return _row(sandbox, "st")["state"] in TERMINAL
+        # let it go look after look (each one holds again) until it has recorded the end
+        def ended() -> bool:
+            return _row(sandbox, "st")["state"] in TERMINAL
 
-    held: int | None = fd
-    while held is not None:
-        wait_for(lambda h=held: _release(h) or ended(), 15, "the held supervisor let go")
-        os.close(held)
-        nxt = wait_for(lambda: _held(fifo) or ended(), 15, "its next look")
-        held = None if nxt is True else nxt
+        held: int | None = fd
+        while held is not None:
+            wait_for(lambda h=held: _release(h) or ended(), 15, "the held supervisor let go")
+            os.close(held)
+            nxt = wait_for(lambda: _held(fifo) or ended(), 15, "its next look")
+            held = None if nxt is True else nxt
+    finally:  # whatever failed above, never leave a supervisor held at its fault point (a leak)
+        _unhold(sandbox)
     t = wait_done(sandbox, "st", 20)
     assert (t["state"], t["reason"]) == ("crashed", "session_lost"), t
     ev = dispatch(sandbox, "events", "st")

@@ -18,6 +18,7 @@ def _running_with_log(dispatch: Ctx, agent: Agent, **kw: Any) -> tuple[str, dict
     tid = dispatch.run_agent(agent, **kw)
     agent.wait_for("start", 15)
     task = dispatch.wait_running(tid)
+    dispatch.require_sessions_on_socket()  # _assert_released judges the session too
     # log_path may be null (CONTRACT.md): without a log file there is no pipe to leak, P04 is blocked
     dispatch.require_log(task)
     return tid, task
@@ -150,6 +151,7 @@ def test_stop_kills_whole_tree(dispatch: Ctx) -> None:
     )
     tid = dispatch.run_agent(agent)  # a running agent is all it needs (no log file: P04's business)
     task = dispatch.wait_running(tid, agent)
+    dispatch.require_sessions_on_socket()  # it judges the session too: decided now, before any wait
     agent.wait_for("child", 10, count=3)
     assert len(agent.processes()) >= 4, f"expected agent + 2 children + daemon, saw {agent.processes()}"
     doc = dispatch.impl.stop(tid, timeout=20)
