@@ -163,7 +163,9 @@ def test_silence_before_the_first_beat_is_only_sure_from_the_start_calls_return(
         behaviour="ok",
         call_t0=100.0,
         call_t1=103.69,
-        journal=Journal(started=103.7, ended=103.8, how="exit", code=0, result_at=103.79, result_complete=True),
+        journal=Journal(
+            started=103.7, ended=103.8, how="exit", code=0, result_at=103.79, result_complete=True
+        ),
         result_doc={"ok": 1},
     )
     assert judge(slow, K, task("succeeded", "exited", 0, None, {"ok": 1}), (103.92, 103.92)).ok
