@@ -293,13 +293,19 @@ def run(client, opts: RunOptions, log: Log = _log) -> dict[str, Any]:
         else:
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(opts.jobs) as ex:
+            # not `with`: its exit waits for every running platform, so a SIGTERM (CI's .ci/run ending
+            # early) swept nothing until the last suite ended, minutes later. The sweep below removes the
+            # containers, which ends the workers' `docker exec` streams.
+            ex = ThreadPoolExecutor(opts.jobs)
+            try:
                 futs = {
                     p.name: ex.submit(run_platform, client, p, tags[p.name], opts, tar, net.name, log)
                     for p in opts.platforms
                 }
                 for name, f in futs.items():
                     results[name] = f.result()
+            finally:
+                ex.shutdown(wait=False, cancel_futures=True)
     finally:
         if not opts.keep:
             prev = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main() else None
