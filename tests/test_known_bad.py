@@ -156,6 +156,29 @@ def test_shell_pid_records_a_shell(sandbox: Sandbox, name: str) -> None:
             drain_leaks(sandbox)
 
 
+# A default shell that starts slowly and then, as a starting shell may, drops what was typed meanwhile
+# (bash did so for 3 of 30 lines typed at once under CI's load: those starts hung until their timeout).
+FLUSHING_SHELL = """import os, sys, termios, time
+time.sleep(1.0)
+termios.tcflush(0, termios.TCIFLUSH)
+os.write(1, b"ready$ ")
+os.execv("/bin/sh", ["/bin/sh", "-c", sys.stdin.readline()])
+"""
+
+
+def test_shell_pid_types_its_line_once_the_shell_shows_its_prompt(sandbox: Sandbox) -> None:
+    """The known-bad must work but for its flaw: its typed launch waits for the shell's prompt."""
+    sh = sandbox.root / "flushing-shell"
+    sh.write_text(f"#!{sys.executable}\n{FLUSHING_SHELL}")
+    sh.chmod(0o755)
+    impl = impl_of("shell_pid")
+    rc, doc = start(sandbox, impl, "p1", "sleep", "30", SHELL=str(sh))
+    try:
+        assert rc == 0, doc
+    finally:
+        stop(sandbox, impl, "p1")
+
+
 # -- P2 ------------------------------------------------------------------------------------------
 
 

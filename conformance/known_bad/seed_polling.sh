@@ -224,6 +224,15 @@ cmd_start() {
 	line+=" DISPATCH_HEARTBEAT_FILE=$(printf %q "$d/heartbeat")"
 	[ "$has_model" = 1 ] && line+=" DISPATCH_MODEL=$(printf %q "$model")"
 	line+=" && $(printf '%q ' "$@")&& echo __TASK_DONE__; echo \$? > $(printf %q "$d/done")"
+	# wait for the shell's prompt: keys typed before it are echoed by the tty, then may be dropped by the
+	# starting shell (3 of 30 lines so under CI's load), a start that never runs, which is no flaw aimed at
+	local waited=0 screen
+	while [ "$waited" -lt 400 ]; do
+		screen=$(T capture-pane -p -t "$name" 2>/dev/null) || break # gone: the start fails on its own
+		[ -n "$(printf %s "$screen" | tr -d '[:space:]')" ] && break
+		sleep 0.05
+		waited=$((waited + 1))
+	done
 	T send-keys -t "$name" "$line" Enter
 	"$PY" -c '
 import json, sys, time

@@ -27,6 +27,7 @@ def apply() -> None:
         env = dict(kw.pop("env", None) or {})
         env.setdefault("HISTFILE", "/dev/null")  # do not touch the user's shell history
         session, pane = orig(self, name, [], *a, env=env, **kw)  # the pane runs the default shell
+        _await_prompt(self, pane.id)
         self.run("send-keys", "-t", pane.id, "-l", shlex.join(list(argv)) + "; exit")
         self.run("send-keys", "-t", pane.id, "Enter")
         # supervision stays the reference's: its supervisor is the process the shell runs for the typed
@@ -52,6 +53,22 @@ def apply() -> None:
         return out
 
     _seam.wrap(Runner, "_launch", launch)
+
+
+def _await_prompt(tmux: Any, pane_id: str) -> None:
+    """Until the shell has drawn its prompt (it reads the terminal from then on). Keys typed earlier are
+    echoed by the tty and then dropped by the starting shell: 3 of 30 lines were lost so under CI's load,
+    and a lost line is a start that hangs (0 of 30 after waiting for the prompt)."""
+    from runner.clock import Deadline
+
+    dl = Deadline(20.0)
+    delay = 0.002
+    while not dl.expired():
+        cp = tmux.run("capture-pane", "-p", "-t", pane_id, check=False)
+        if cp.returncode != 0 or cp.stdout.strip():
+            return  # drawn (or the pane is gone: the start fails on its own)
+        time.sleep(delay)
+        delay = min(0.05, delay * 2)
 
 
 def _typed_child(shell_pid: int) -> int | None:
