@@ -112,3 +112,19 @@ def test_no_result_is_worded_as_such(tmp_path: Path) -> None:
     assert report.outcome("P05.result.complete") == "failed", tail
     (row,) = [r for r in report.results if r.check_id == "P05.result.complete"]
     assert "no result returned" in row.message and "partial" not in row.message, row.message
+
+
+def test_hung_while_the_agent_beat_all_along_is_a_failure_not_a_slow_boot() -> None:
+    """Pure rule of conformance.checks._boot: `hung` needs a silence of stale+grace before it."""
+    from types import SimpleNamespace
+
+    from conformance.checks._boot import _assert_a_silence_allowed_it
+
+    def agent(*beats: float) -> SimpleNamespace:
+        return SimpleNamespace(all=lambda name: [SimpleNamespace(mono=b) for b in beats])
+
+    with pytest.raises(AssertionError, match="beat all along"):
+        _assert_a_silence_allowed_it(agent(1.0, 2.0, 3.0, 4.0, 5.0), 0.0, 5.5, 5.0)
+    _assert_a_silence_allowed_it(agent(), 0.0, 9.3, 5.0)  # never beat: a slow boot (blocked)
+    _assert_a_silence_allowed_it(agent(6.0, 6.1), 0.0, 9.3, 5.0)  # booted after stale+grace
+    _assert_a_silence_allowed_it(agent(1.0, 1.1), 0.0, 9.3, 5.0)  # then fell silent for 8.2 s

@@ -140,7 +140,11 @@ def test_heartbeat_pause_then_resume(run):
     after = wait_for(r.j, "heartbeat", T, where=lambda e: e.mono > resumed.mono)
     beats = journal.all_of(r.events(), "heartbeat")
     assert not [b for b in beats if paused.mono < b.mono < resumed.mono]
-    assert resumed.mono - paused.mono >= 0.45 and after["n"] > beats[0]["n"]
+    # the pause is planned on the beat loop's clock (0.2 to 0.7 s); under load the loop may notice its
+    # start late (0.28 s in CI's trixie container), so the silence is judged from beat to beat
+    before = [b for b in beats if b.mono < resumed.mono]
+    assert resumed.data["at"] >= 0.7 - 0.005, resumed
+    assert after.mono - before[-1].mono >= 0.5 - 0.005 and after["n"] > beats[0]["n"]
 
 
 def test_hang_stops_heartbeat_stays_alive(run):

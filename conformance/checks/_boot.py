@@ -51,6 +51,8 @@ def start_and_await(
             f"task ended {ended.get('state')!r} (reason {ended.get('reason')!r}) {ended_after:.2f}s after "
             f"start, before stale+grace ({k.stale + k.grace:.1f}s) could pass even counted from the start"
         )
+        if ended.get("state") == "hung":
+            _assert_a_silence_allowed_it(agent, t0, t0 + ended_after, k.stale + k.grace)
         detail = (
             f"it ended {ended.get('state')!r} ({ended.get('reason')!r}) {ended_after:.1f}s after start, "
             f"the agent had journaled {seen} (booting slower than stale+grace {k.stale + k.grace:.1f}s)"
@@ -59,3 +61,19 @@ def start_and_await(
         detail = f"no {count}x {event!r} after {timeout:.0f}s; the agent journaled {seen}"
     dispatch.require(False, f"the agent must journal {event!r} before its task ends", COVERS_BOOT, detail)
     raise AssertionError("unreachable")  # require(False) raises Blocked
+
+
+def _assert_a_silence_allowed_it(agent: Agent, t0: float, seen_end: float, limit: float) -> None:
+    """A `hung` seen by `seen_end` needs a heartbeat silence of `limit` before it: from the start call to
+    the first beat, or between two beats. An agent that beat all along was live: ending it hung is the
+    pitfall (a dispatcher without grace did so under load in CI's bookworm container), not a slow boot.
+    """
+    beats = [e.mono for e in agent.all("heartbeat") if e.mono <= seen_end]
+    if not beats:
+        return  # never beat: a slow boot, blocked
+    points = [t0, *beats, seen_end]
+    longest = max(b - a for a, b in zip(points, points[1:], strict=False))
+    assert longest >= limit - 0.05, (
+        f"task ended 'hung' by {seen_end - t0:.2f}s after start although the agent beat all along "
+        f"(its longest silence {longest:.2f}s, stale+grace {limit:.1f}s)"
+    )
