@@ -24,7 +24,7 @@ HOLD_ENV = "DISPATCH_FAULT_HOLD"
 # every point, so a typo in a test is an error rather than a fault that never fires
 POINTS = frozenset(
     {
-        "wrapper.observe",  # one look stamped, its heartbeat not yet read (every pass: use =stop)
+        "wrapper.observe",  # one look stamped, its heartbeat not yet read (every pass; =hold: tmux SIGCONTs =stop)
         "wrapper.after_intent",  # intent.json written, the agent not yet signalled
         "wrapper.after_kill",  # the agent ended and reaped, the exit record not yet written
         "wrapper.after_exit_record",  # exit.json written, the terminal state not yet recorded

@@ -12,26 +12,15 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import sqlite3
 import time
 from typing import Any
 
-from test_runner_support import dispatch, pyagent, start_ok, tmux, wait_done, wait_for
+from test_runner_support import dispatch, pyagent, row, start_ok, tmux, wait_done, wait_for
 
 from runner.procid import ProcessIdentity
 
 SLEEPER = "import time\ntime.sleep(60)\n"
 TERMINAL = ("crashed", "stopped", "failed", "succeeded", "hung", "timed_out")
-
-
-def _row(sb: Any, task_id: str) -> dict[str, Any]:
-    """Straight from sqlite: a `dispatch` verb would reconcile, and the supervisor is held."""
-    db = sqlite3.connect(f"file:{sb.state_dir / 'dispatch.sqlite3'}?mode=ro", uri=True, timeout=10)
-    try:
-        db.row_factory = sqlite3.Row
-        return dict(db.execute("SELECT * FROM tasks WHERE task_id=?", (task_id,)).fetchone())
-    finally:
-        db.close()
 
 
 def _held(fifo: str) -> int | None:
@@ -57,7 +46,7 @@ def _release(fd: int) -> bool:
 
 def _unhold(sb: Any) -> None:
     """Kill a supervisor still held (by identity), then let `stop` end the rest of the task."""
-    r = _row(sb, "st")
+    r = row(sb, "st")
     if r["state"] in TERMINAL or not r["wrapper_pid"]:
         return
     ProcessIdentity(r["wrapper_pid"], r["wrapper_start"]).signal(signal.SIGKILL)
@@ -70,14 +59,14 @@ def test_session_lost_is_stamped_after_the_session_was_killed(sandbox):
     env = {"DISPATCH_FAULT_POINT": "wrapper.observe=hold", "DISPATCH_FAULT_HOLD": fifo}
     start_ok(sandbox, "st", *pyagent(SLEEPER), env=env)
     try:
-        r = _row(sandbox, "st")
+        r = row(sandbox, "st")
         fd = wait_for(lambda: _held(fifo), 15, "the supervisor held at its first look")
         killed_at = time.monotonic()  # the look in progress was stamped before this
         assert tmux(sandbox, "kill-session", "-t", "=" + r["session"]).returncode == 0
 
         # let it go look after look (each one holds again) until it has recorded the end
         def ended() -> bool:
-            return _row(sandbox, "st")["state"] in TERMINAL
+            return row(sandbox, "st")["state"] in TERMINAL
 
         held: int | None = fd
         while held is not None:

@@ -11,12 +11,11 @@ under load: a lingering agent's completed result was recovered as `result: null`
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from typing import Any
 
 import pytest
-from test_runner_support import dispatch, pyagent, settle, start, start_ok, status, wait_done, wait_for
+from test_runner_support import dispatch, pyagent, row, settle, start, start_ok, status, wait_done, wait_for
 
 from runner.procid import ProcessIdentity
 
@@ -48,17 +47,6 @@ RESULT_ON_TERM = (
 )
 FIELDS = ("state", "reason", "result")
 ALL_FIELDS = (*FIELDS, "exit_code", "signal")
-
-
-def row(sb: Any, task_id: str) -> dict[str, Any]:
-    """The task's row read straight from sqlite: no `dispatch` verb runs (each one would recover)."""
-    db = sqlite3.connect(f"file:{sb.state_dir / 'dispatch.sqlite3'}?mode=ro", uri=True, timeout=10)
-    try:
-        db.row_factory = sqlite3.Row
-        r = db.execute("SELECT * FROM tasks WHERE task_id=?", (task_id,)).fetchone()
-        return dict(r)
-    finally:
-        db.close()
 
 
 def supervisor_died(sb: Any, task_id: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -165,3 +166,14 @@ def tree_files(path: Path) -> set[str]:
 
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in ("annotations",)]
+
+
+def row(sb: Sandbox, task_id: str) -> dict[str, Any]:
+    """The task's row read straight from sqlite: no `dispatch` verb runs (each one would recover, and a
+    held supervisor could not answer)."""
+    db = sqlite3.connect(f"file:{sb.state_dir / 'dispatch.sqlite3'}?mode=ro", uri=True, timeout=10)
+    try:
+        db.row_factory = sqlite3.Row
+        return dict(db.execute("SELECT * FROM tasks WHERE task_id=?", (task_id,)).fetchone())
+    finally:
+        db.close()
